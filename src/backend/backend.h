@@ -1,0 +1,54 @@
+// The op interface every backend implements. Activations are fp32, row-major, one row per token;
+// weights are TensorViews of any type the backend supports. Each op is testable alone against the
+// reference backend (tests/ops/).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "core/tensor.h"
+#include "model/config.h"
+
+namespace tern {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // Whether matmul/embedding/rmsnorm accept weights of this type.
+  virtual bool supports(DType t) const = 0;
+
+  // out (n_tokens, n_in... ) <- rows `tokens[t]` of table (vocab, dim): out (n_tokens, dim).
+  virtual void embedding(const TensorView& table, const int* tokens, int n_tokens, float* out) = 0;
+
+  // out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w, for n_tokens rows of width n = w.numel().
+  virtual void rmsnorm(const float* x, const TensorView& w, float eps, int n_tokens, float* out) = 0;
+
+  // out (n_tokens, n_out) = x (n_tokens, n_in) @ W^T, with W of shape (n_out, n_in).
+  virtual void matmul(const TensorView& w, const float* x, int n_tokens, float* out) = 0;
+
+  // Rotates x (n_tokens, n_heads, head_dim) in place; token t sits at position pos0 + t.
+  // Pair i (of head_dim/2) turns by angle pos * theta^(-2i/head_dim); `style` says which elements pair up.
+  virtual void rope(float* x, int n_tokens, int n_heads, int head_dim, int pos0, float theta, RopeStyle style) = 0;
+
+  // Causal grouped-query attention for one layer.
+  //   q (n_tokens, n_heads, head_dim): queries of positions pos0 .. pos0 + n_tokens - 1
+  //   k, v (pos0 + n_tokens, n_kv_heads, head_dim): the cache rows 0 .. pos0 + n_tokens - 1 of this layer
+  //   out (n_tokens, n_heads, head_dim)
+  // Query head h reads kv head h / (n_heads / n_kv_heads). Scores are scaled by 1/sqrt(head_dim).
+  virtual void attention(const float* q, const float* k, const float* v, int n_tokens, int pos0, int n_heads,
+                         int n_kv_heads, int head_dim, float* out) = 0;
+
+  // gate <- silu(gate) * up, elementwise over n values (SwiGLU).
+  virtual void swiglu(float* gate, const float* up, int64_t n) = 0;
+
+  // x <- x + y over n values (residual connection).
+  virtual void add(float* x, const float* y, int64_t n) = 0;
+};
+
+// The reference backend: plain scalar loops, the oracle for every faster path.
+std::unique_ptr<Backend> make_reference_backend();
+
+}  // namespace tern

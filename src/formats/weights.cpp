@@ -1,0 +1,17 @@
+#include "formats/weights.h"
+
+namespace tern {
+
+size_t WeightStore::total_bytes() const {
+  size_t n = 0;
+  for (const auto& [name, t] : tensors_) n += t.nbytes;
+  return n;
+}
+
+int64_t WeightStore::total_params() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : tensors_) n += t.numel();
+  return n;
+}
+
+}  // namespace tern

@@ -1,0 +1,59 @@
+// The Llama-family forward pass, read top to bottom like llama2.c's run.c:
+//   x = embed(token)
+//   for each layer:  x += Wo · attn(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
+//                    x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
+//   logits = Wcls · norm(x)
+// Prefill runs a whole chunk of prompt tokens through each op at once; decode is the one-token case.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/status.h"
+#include "formats/weights.h"
+#include "model/config.h"
+#include "runtime/kv_cache.h"
+
+namespace tern {
+
+// Checks that every tensor the forward pass reads exists with the right shape and a type the compute path
+// supports; the error names the file and the tensor.
+Status validate_llama_weights(const ModelConfig& c, const WeightStore& w, const std::string& source);
+
+struct LayerWeights {
+  const TensorView *attn_norm, *wq, *wk, *wv, *wo, *ffn_norm, *w_gate, *w_up, *w_down;
+};
+
+class LlamaModel {
+ public:
+  // `n_ctx` is the KV cache length (at most config.max_seq_len); `max_batch` the most tokens per forward call.
+  static Result<std::unique_ptr<LlamaModel>> create(const ModelConfig& c, const WeightStore& w, Backend& backend,
+                                                    int n_ctx, int max_batch = 64);
+
+  // Runs tokens[0..n) at positions pos .. pos+n-1, appending their keys/values to the cache.
+  // Writes vocab_size logits for the last token into `logits`, or for every token ((n, vocab) row-major)
+  // when `all_logits`. Longer inputs than max_batch are processed in chunks.
+  Status forward(const int* tokens, int n, int pos, float* logits, bool all_logits = false);
+
+  const ModelConfig& config() const { return c_; }
+  int n_ctx() const { return cache_.n_ctx(); }
+  const KvCache& cache() const { return cache_; }
+
+ private:
+  LlamaModel(const ModelConfig& c, Backend& b, int n_ctx, int max_batch);
+  void forward_chunk(const int* tokens, int n, int pos, float* logits, bool all_logits);
+
+  ModelConfig c_;
+  Backend& be_;
+  int max_batch_;
+  const TensorView* tok_embd_ = nullptr;
+  const TensorView* out_norm_ = nullptr;
+  const TensorView* classifier_ = nullptr;
+  std::vector<LayerWeights> layers_;
+  KvCache cache_;
+  // Activation buffers sized once for max_batch tokens: no allocation per token.
+  std::vector<float> x_, xb_, q_, att_, hb_, hb2_, logits_tmp_;
+};
+
+}  // namespace tern

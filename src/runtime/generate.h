@@ -1,0 +1,44 @@
+// Prompt in, streamed text out: prefill the prompt, then sample and decode one token at a time.
+// This is the loop behind `tern run`; tools only format its callbacks and statistics.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "model/llama.h"
+#include "sampler/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tern {
+
+struct GenerateOptions {
+  int max_new_tokens = 256;
+  SamplerParams sampler;
+  // Stop when the model emits EOS, or BOS (which llama2.c-style models use to delimit documents).
+  bool stop_at_eos = true;
+  // Echo the prompt's text (after BOS) through on_text before the generated text, as llama2.c does.
+  bool echo_prompt = true;
+};
+
+struct GenerateStats {
+  int prompt_tokens = 0;
+  int generated_tokens = 0;
+  double prefill_seconds = 0.0;
+  double decode_seconds = 0.0;  // time for the forward passes of generated tokens and their sampling
+  bool hit_context_limit = false;
+  bool stopped_at_eos = false;
+};
+
+// Makes text printable as llama2.c does: a piece that is a single control byte other than whitespace is
+// dropped; everything else (including raw UTF-8 bytes from byte-fallback tokens) passes through.
+std::string printable_piece(const std::string& piece);
+
+// Runs generation from `prompt_ids` (which should start with BOS where the model expects it). The model's
+// cache is used from position 0. `on_text` receives each printable piece as soon as it is known.
+Status generate(LlamaModel& model, const Tokenizer& tok, const std::vector<int>& prompt_ids,
+                const GenerateOptions& opts, const std::function<void(const std::string&)>& on_text,
+                GenerateStats* stats, std::vector<int>* out_ids = nullptr);
+
+}  // namespace tern

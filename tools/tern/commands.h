@@ -1,0 +1,21 @@
+// The subcommands of `tern`, each in its own file, and the one table that declares their flags.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "flags.h"
+
+namespace tern::cli {
+
+int cmd_run(const Args& a);
+int cmd_tokenize(const Args& a);
+int cmd_info(const Args& a);
+int cmd_logits(const Args& a);
+
+const std::vector<CommandSpec>& commands();
+
+// Prints "tern <command>: <message>" on one line to stderr and returns the exit code 1.
+int fail(const char* command, const std::string& message);
+
+}  // namespace tern::cli
