@@ -3,6 +3,8 @@
 #include <cstring>
 #include <limits>
 
+#include "core/quant.h"
+
 namespace tern {
 
 namespace {
@@ -10,6 +12,10 @@ namespace {
 constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" read as a little-endian uint32
 constexpr int kMaxArrayDepth = 8;            // nested arrays deeper than this are treated as hostile
 constexpr uint64_t kMaxDims = 4;             // ggml tensors have at most 4 dimensions
+// Each parsed array element costs a GgufValue (~100 bytes), so a hostile file of small elements could
+// demand ~100x its size in memory. Real files stay far below this (a 256k vocabulary with scores, types and
+// merges is ~1M elements); past it the file is rejected instead of exhausting memory.
+constexpr uint64_t kMaxArrayElements = uint64_t{1} << 24;
 
 // A bounds-checked little-endian reader over the mapped file. Every read fails cleanly past the end.
 class Reader {
@@ -68,22 +74,22 @@ uint64_t min_value_bytes(GgufType t) {
 
 bool valid_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::FLOAT64); }
 
-Status read_value(Reader& r, GgufType type, GgufValue& v, const std::string& key, int depth) {
+Status read_value(Reader& r, GgufType type, GgufValue& v, const std::string& key, int depth, uint64_t& budget) {
   v.type = type;
   auto trunc = [&]() { return error(r.what() + " (key '" + key + "')"); };
   switch (type) {
-    case GgufType::UINT8: { uint8_t x; if (!r.read(x, "a metadata value")) return trunc(); v.u = x; break; }
-    case GgufType::INT8: { int8_t x; if (!r.read(x, "a metadata value")) return trunc(); v.i = x; break; }
-    case GgufType::UINT16: { uint16_t x; if (!r.read(x, "a metadata value")) return trunc(); v.u = x; break; }
-    case GgufType::INT16: { int16_t x; if (!r.read(x, "a metadata value")) return trunc(); v.i = x; break; }
-    case GgufType::UINT32: { uint32_t x; if (!r.read(x, "a metadata value")) return trunc(); v.u = x; break; }
-    case GgufType::INT32: { int32_t x; if (!r.read(x, "a metadata value")) return trunc(); v.i = x; break; }
-    case GgufType::UINT64: { uint64_t x; if (!r.read(x, "a metadata value")) return trunc(); v.u = x; break; }
-    case GgufType::INT64: { int64_t x; if (!r.read(x, "a metadata value")) return trunc(); v.i = x; break; }
-    case GgufType::FLOAT32: { float x; if (!r.read(x, "a metadata value")) return trunc(); v.f = x; break; }
-    case GgufType::FLOAT64: { double x; if (!r.read(x, "a metadata value")) return trunc(); v.f = x; break; }
+    case GgufType::UINT8: { uint8_t x{}; if (!r.read(x, "a metadata value")) return trunc(); v.u = x; break; }
+    case GgufType::INT8: { int8_t x{}; if (!r.read(x, "a metadata value")) return trunc(); v.i = x; break; }
+    case GgufType::UINT16: { uint16_t x{}; if (!r.read(x, "a metadata value")) return trunc(); v.u = x; break; }
+    case GgufType::INT16: { int16_t x{}; if (!r.read(x, "a metadata value")) return trunc(); v.i = x; break; }
+    case GgufType::UINT32: { uint32_t x{}; if (!r.read(x, "a metadata value")) return trunc(); v.u = x; break; }
+    case GgufType::INT32: { int32_t x{}; if (!r.read(x, "a metadata value")) return trunc(); v.i = x; break; }
+    case GgufType::UINT64: { uint64_t x{}; if (!r.read(x, "a metadata value")) return trunc(); v.u = x; break; }
+    case GgufType::INT64: { int64_t x{}; if (!r.read(x, "a metadata value")) return trunc(); v.i = x; break; }
+    case GgufType::FLOAT32: { float x{}; if (!r.read(x, "a metadata value")) return trunc(); v.f = x; break; }
+    case GgufType::FLOAT64: { double x{}; if (!r.read(x, "a metadata value")) return trunc(); v.f = x; break; }
     case GgufType::BOOL: {
-      uint8_t x;
+      uint8_t x{};
       if (!r.read(x, "a metadata value")) return trunc();
       if (x > 1) return error("key '" + key + "': bool value " + std::to_string(x) + " is neither 0 nor 1");
       v.u = x;
@@ -101,8 +107,12 @@ Status read_value(Reader& r, GgufType type, GgufValue& v, const std::string& key
       v.elem_type = static_cast<GgufType>(et);
       if (n > r.remaining() / min_value_bytes(v.elem_type))
         return error("key '" + key + "': array length " + std::to_string(n) + " exceeds the file size");
+      if (n > budget)
+        return error("key '" + key + "': metadata arrays hold more than " + std::to_string(kMaxArrayElements) +
+                     " elements in total");
+      budget -= n;
       v.arr.resize(static_cast<size_t>(n));
-      for (auto& e : v.arr) TERN_TRY(read_value(r, v.elem_type, e, key, depth + 1));
+      for (auto& e : v.arr) TERN_TRY(read_value(r, v.elem_type, e, key, depth + 1, budget));
       break;
     }
   }
@@ -177,6 +187,7 @@ Result<GgufFile> GgufFile::parse(std::shared_ptr<MappedFile> file) {
     return fail("tensor count " + std::to_string(n_tensors) + " exceeds the file size");
 
   g.kv_.reserve(static_cast<size_t>(n_kv));
+  uint64_t array_budget = kMaxArrayElements;
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string key;
     uint32_t type = 0;
@@ -184,7 +195,7 @@ Result<GgufFile> GgufFile::parse(std::shared_ptr<MappedFile> file) {
     if (!r.read(type, "a metadata type")) return fail(r.what() + " (key '" + key + "')");
     if (!valid_type(type)) return fail("key '" + key + "': unknown metadata value type " + std::to_string(type));
     GgufValue v;
-    Status s = read_value(r, static_cast<GgufType>(type), v, key, 0);
+    Status s = read_value(r, static_cast<GgufType>(type), v, key, 0, array_budget);
     if (!s) return fail(s.message());
     if (g.kv_index_.count(key)) return fail("duplicate metadata key '" + key + "'");
     g.kv_index_[key] = g.kv_.size();
@@ -192,9 +203,10 @@ Result<GgufFile> GgufFile::parse(std::shared_ptr<MappedFile> file) {
   }
 
   if (const GgufValue* a = g.find("general.alignment")) {
-    if (!a->is_integer() || a->u == 0 || (a->u & (a->u - 1)) != 0 || a->u > 65536)
+    auto al = g.get_uint("general.alignment");
+    if (!al || al.value() == 0 || (al.value() & (al.value() - 1)) != 0 || al.value() > 65536)
       return fail("key 'general.alignment' must be a power of two up to 65536, got " + a->to_string());
-    g.alignment_ = a->u;
+    g.alignment_ = al.value();
   }
 
   g.tensors_.resize(static_cast<size_t>(n_tensors));
@@ -296,7 +308,7 @@ Result<TensorView> GgufFile::view(const GgufTensorInfo& info) const {
   DType dt = static_cast<DType>(info.ggml_type);
   if (!ti || !dtype_is_supported(dt))
     return error(path() + ": tensor '" + info.name + "' has type " + (ti ? std::string(ti->name) : std::to_string(info.ggml_type)) +
-                 ", which is not supported yet (supported: F32, F16, BF16)");
+                 ", which is not supported yet (supported: " + supported_dtypes_text() + ")");
   TensorView v;
   v.name = info.name;
   v.dtype = dt;
