@@ -30,8 +30,10 @@ class Backend {
   virtual void matmul(const TensorView& w, const float* x, int n_tokens, float* out) = 0;
 
   // Rotates x (n_tokens, n_heads, head_dim) in place; token t sits at position pos0 + t.
-  // Pair i (of head_dim/2) turns by angle pos * theta^(-2i/head_dim); `style` says which elements pair up.
-  virtual void rope(float* x, int n_tokens, int n_heads, int head_dim, int pos0, float theta, RopeStyle style) = 0;
+  // Pair i (of head_dim/2) turns by angle pos * freqs[i]; `style` says which elements pair up. The table
+  // (head_dim/2 values, usually theta^(-2i/head_dim), possibly rescaled) comes from rope_frequencies().
+  virtual void rope(float* x, int n_tokens, int n_heads, int head_dim, int pos0, const float* freqs,
+                    RopeStyle style) = 0;
 
   // Causal grouped-query attention for one layer.
   //   q (n_tokens, n_heads, head_dim): queries of positions pos0 .. pos0 + n_tokens - 1
@@ -46,6 +48,9 @@ class Backend {
 
   // x <- x + y over n values (residual connection).
   virtual void add(float* x, const float* y, int64_t n) = 0;
+
+  // x[t] <- x[t] + b for each of n_tokens rows of width b.numel() (projection biases; b of any float type).
+  virtual void add_bias(float* x, const TensorView& b, int n_tokens) = 0;
 };
 
 // The reference backend: plain scalar loops, the oracle for every faster path.

@@ -1,12 +1,20 @@
 // GGUF files of architecture "llama" -> ModelConfig + tensor views into the map.
 #include <cstring>
+#include <filesystem>
 
 #include "formats/model_file.h"
 #include "model/llama.h"
 
 namespace tern {
 
-const char* model_format_name(ModelFormat f) { return f == ModelFormat::Gguf ? "gguf" : "llama2.c"; }
+const char* model_format_name(ModelFormat f) {
+  switch (f) {
+    case ModelFormat::Gguf: return "gguf";
+    case ModelFormat::Llama2c: return "llama2.c";
+    case ModelFormat::HfFolder: return "hugging face folder";
+  }
+  return "?";
+}
 
 Result<std::shared_ptr<ModelFile>> load_gguf_model(const std::string& path) {
   auto g = GgufFile::open(path);
@@ -77,6 +85,19 @@ Result<std::shared_ptr<ModelFile>> load_gguf_model(const std::string& path) {
     m->weights.add(std::move(v.value()));
   }
   c.tied_embeddings = m->weights.find("output.weight") == nullptr;
+  // A llama3 RoPE scaling: llama.cpp's converter stores the per-pair divisors of the base frequencies as
+  // rope_freqs.weight (head_dim/2 floats) rather than as metadata keys.
+  if (const TensorView* rf = m->weights.find("rope_freqs.weight")) {
+    if (rf->dtype != DType::F32 || rf->shape != std::vector<int64_t>{c.head_dim / 2})
+      return error(path + ": tensor 'rope_freqs.weight' has type " + std::string(dtype_name(rf->dtype)) +
+                   " and shape " + rf->shape_str() + ", expected F32 [" + std::to_string(c.head_dim / 2) + "]");
+    const float* f = static_cast<const float*>(rf->data);
+    c.rope_freq_factors.assign(f, f + c.head_dim / 2);
+  }
+  // Projection biases (optional in llama.cpp's llama architecture): all four attention ones or none, and
+  // likewise for the feed-forward; validate_llama_weights names any that is missing.
+  c.attn_bias = m->weights.find("blk.0.attn_q.bias") != nullptr;
+  c.mlp_bias = m->weights.find("blk.0.ffn_gate.bias") != nullptr;
   const TensorView* emb = m->weights.find("token_embd.weight");
   if (!emb) return error(path + ": missing tensor 'token_embd.weight'");
   c.vocab_size = static_cast<int>(emb->shape[0]);
@@ -94,9 +115,14 @@ Result<std::shared_ptr<ModelFile>> load_gguf_model(const std::string& path) {
 }
 
 Result<std::shared_ptr<ModelFile>> load_model_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return load_hf_model(path);  // validates its own weights
   auto f = MappedFile::open(path);
   if (!f) return f.status();
-  bool is_gguf = f.value()->size() >= 4 && std::memcmp(f.value()->data(), "GGUF", 4) == 0;
+  // A file named .gguf without the magic is a damaged GGUF: the GGUF parser says "bad magic", where the
+  // llama2.c reader would report its first bytes as an absurd dim.
+  bool is_gguf = path.ends_with(".gguf") ||
+                 (f.value()->size() >= 4 && std::memcmp(f.value()->data(), "GGUF", 4) == 0);
   f.value().reset();
   auto m = is_gguf ? load_gguf_model(path) : load_llama2c(path);
   if (!m) return m;

@@ -18,7 +18,7 @@
 
 namespace tern {
 
-enum class ModelFormat { Llama2c, Gguf };
+enum class ModelFormat { Llama2c, Gguf, HfFolder };
 
 struct ModelFile {
   std::string path;
@@ -28,13 +28,18 @@ struct ModelFile {
   std::optional<GgufFile> gguf;  // kept for metadata (tokenizer, `tern info`) when the source is GGUF
 };
 
-// Detects the format from the file's first bytes (GGUF magic; otherwise a llama2.c checkpoint), loads it
-// and validates every tensor the llama forward pass needs (names and shapes), naming the file and tensor.
+// Detects the format (a directory is a Hugging Face model folder; otherwise the file's first bytes: GGUF magic,
+// else a llama2.c checkpoint), loads it and validates every tensor the llama forward pass needs (names and
+// shapes), naming the file and tensor.
 Result<std::shared_ptr<ModelFile>> load_model_file(const std::string& path);
 
 // The format-specific halves (exposed for tests).
 Result<std::shared_ptr<ModelFile>> load_llama2c(const std::string& path);
 Result<std::shared_ptr<ModelFile>> load_gguf_model(const std::string& path);
+// A Hugging Face folder: config.json + model.safetensors (or shards named by model.safetensors.index.json).
+// Tensors are mapped in place under their GGUF names; Q/K rows keep HF's order (rope_style HalfSplit).
+// Validates the weights itself (errors name the Hugging Face tensor and the file holding it).
+Result<std::shared_ptr<ModelFile>> load_hf_model(const std::string& dir);
 
 const char* model_format_name(ModelFormat f);
 

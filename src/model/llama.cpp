@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/quant.h"
+
 namespace tern {
 
 Status validate_llama_weights(const ModelConfig& c, const WeightStore& w, const std::string& source) {
@@ -15,7 +17,16 @@ Status validate_llama_weights(const ModelConfig& c, const WeightStore& w, const 
     }
     if (!dtype_is_supported(t->dtype))
       return error(source + ": tensor '" + name + "' has type " + std::string(dtype_name(t->dtype)) +
-                   ", which is not supported yet (supported: F32, F16, BF16)");
+                   ", which is not supported yet (supported: " + supported_dtypes_text() + ")");
+    return Status();
+  };
+  // Biases are added by Backend::add_bias, which reads plain float types only.
+  auto expect_bias = [&](const std::string& name, int64_t n) -> Status {
+    TERN_TRY(expect(name, {n}));
+    const DType t = w.find(name)->dtype;
+    if (t != DType::F32 && t != DType::F16 && t != DType::BF16)
+      return error(source + ": bias '" + name + "' has type " + std::string(dtype_name(t)) +
+                   "; biases must be F32, F16 or BF16");
     return Status();
   };
   const int64_t D = c.dim, H = c.hidden_dim, Q = c.q_dim(), KV = c.kv_dim(), V = c.vocab_size;
@@ -33,6 +44,17 @@ Status validate_llama_weights(const ModelConfig& c, const WeightStore& w, const 
     TERN_TRY(expect(b + "ffn_gate.weight", {H, D}));
     TERN_TRY(expect(b + "ffn_up.weight", {H, D}));
     TERN_TRY(expect(b + "ffn_down.weight", {D, H}));
+    if (c.attn_bias) {
+      TERN_TRY(expect_bias(b + "attn_q.bias", Q));
+      TERN_TRY(expect_bias(b + "attn_k.bias", KV));
+      TERN_TRY(expect_bias(b + "attn_v.bias", KV));
+      TERN_TRY(expect_bias(b + "attn_output.bias", D));
+    }
+    if (c.mlp_bias) {
+      TERN_TRY(expect_bias(b + "ffn_gate.bias", H));
+      TERN_TRY(expect_bias(b + "ffn_up.bias", H));
+      TERN_TRY(expect_bias(b + "ffn_down.bias", D));
+    }
   }
   return Status();
 }
@@ -61,10 +83,24 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(const ModelConfig& c, con
   m->classifier_ = c.tied_embeddings ? m->tok_embd_ : w.find("output.weight");
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
-    m->layers_.push_back({w.find(b + "attn_norm.weight"), w.find(b + "attn_q.weight"), w.find(b + "attn_k.weight"),
-                          w.find(b + "attn_v.weight"), w.find(b + "attn_output.weight"), w.find(b + "ffn_norm.weight"),
-                          w.find(b + "ffn_gate.weight"), w.find(b + "ffn_up.weight"), w.find(b + "ffn_down.weight")});
+    LayerWeights lw{w.find(b + "attn_norm.weight"), w.find(b + "attn_q.weight"), w.find(b + "attn_k.weight"),
+                    w.find(b + "attn_v.weight"), w.find(b + "attn_output.weight"), w.find(b + "ffn_norm.weight"),
+                    w.find(b + "ffn_gate.weight"), w.find(b + "ffn_up.weight"), w.find(b + "ffn_down.weight")};
+    if (c.attn_bias) {
+      lw.bq = w.find(b + "attn_q.bias");
+      lw.bk = w.find(b + "attn_k.bias");
+      lw.bv = w.find(b + "attn_v.bias");
+      lw.bo = w.find(b + "attn_output.bias");
+    }
+    if (c.mlp_bias) {
+      lw.b_gate = w.find(b + "ffn_gate.bias");
+      lw.b_up = w.find(b + "ffn_up.bias");
+      lw.b_down = w.find(b + "ffn_down.bias");
+    }
+    m->layers_.push_back(lw);
   }
+  TERN_TRY(validate_config(c, "model"));
+  m->rope_freqs_ = rope_frequencies(c);  // once: the per-token path only reads the table
   for (const TensorView* t : {m->tok_embd_, m->out_norm_, m->classifier_})
     if (!backend.supports(t->dtype))
       return error(std::string("backend ") + backend.name() + " does not support tensor '" + t->name + "' of type " +
@@ -106,18 +142,29 @@ void LlamaModel::forward_chunk(const int* tokens, int n, int pos, float* logits,
     be_.matmul(*w.wq, xb, n, q_.data());  // (n, n_heads, head_dim)
     be_.matmul(*w.wk, xb, n, k);
     be_.matmul(*w.wv, xb, n, v);
-    be_.rope(q_.data(), n, c_.n_heads, c_.head_dim, pos, c_.rope_theta, c_.rope_style);
-    be_.rope(k, n, c_.n_kv_heads, c_.head_dim, pos, c_.rope_theta, c_.rope_style);
+    if (w.bq) {
+      be_.add_bias(q_.data(), *w.bq, n);
+      be_.add_bias(k, *w.bk, n);
+      be_.add_bias(v, *w.bv, n);
+    }
+    be_.rope(q_.data(), n, c_.n_heads, c_.head_dim, pos, rope_freqs_.data(), c_.rope_style);
+    be_.rope(k, n, c_.n_kv_heads, c_.head_dim, pos, rope_freqs_.data(), c_.rope_style);
     be_.attention(q_.data(), cache_.k(l), cache_.v(l), n, pos, c_.n_heads, c_.n_kv_heads, c_.head_dim, att_.data());
     be_.matmul(*w.wo, att_.data(), n, xb);  // (n, D)
+    if (w.bo) be_.add_bias(xb, *w.bo, n);
     be_.add(x, xb, static_cast<int64_t>(n) * D);
 
     // Feed-forward block (SwiGLU).
     be_.rmsnorm(x, *w.ffn_norm, c_.norm_eps, n, xb);
     be_.matmul(*w.w_gate, xb, n, hb_.data());  // (n, H)
     be_.matmul(*w.w_up, xb, n, hb2_.data());   // (n, H)
+    if (w.b_gate) {
+      be_.add_bias(hb_.data(), *w.b_gate, n);
+      be_.add_bias(hb2_.data(), *w.b_up, n);
+    }
     be_.swiglu(hb_.data(), hb2_.data(), static_cast<int64_t>(n) * H);
     be_.matmul(*w.w_down, hb_.data(), n, xb);  // (n, D)
+    if (w.b_down) be_.add_bias(xb, *w.b_down, n);
     be_.add(x, xb, static_cast<int64_t>(n) * D);
   }
   if (!logits) return;

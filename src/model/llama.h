@@ -23,6 +23,9 @@ Status validate_llama_weights(const ModelConfig& c, const WeightStore& w, const 
 
 struct LayerWeights {
   const TensorView *attn_norm, *wq, *wk, *wv, *wo, *ffn_norm, *w_gate, *w_up, *w_down;
+  // Projection biases: null unless config.attn_bias (bq..bo) / config.mlp_bias (b_gate..b_down).
+  const TensorView *bq = nullptr, *bk = nullptr, *bv = nullptr, *bo = nullptr;
+  const TensorView *b_gate = nullptr, *b_up = nullptr, *b_down = nullptr;
 };
 
 class LlamaModel {
@@ -51,6 +54,7 @@ class LlamaModel {
   const TensorView* out_norm_ = nullptr;
   const TensorView* classifier_ = nullptr;
   std::vector<LayerWeights> layers_;
+  std::vector<float> rope_freqs_;  // (head_dim/2) rotation frequency per pair, from rope_frequencies()
   KvCache cache_;
   // Activation buffers sized once for max_batch tokens: no allocation per token.
   std::vector<float> x_, xb_, q_, att_, hb_, hb2_, logits_tmp_;

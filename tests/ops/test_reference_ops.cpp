@@ -71,12 +71,13 @@ TEST(ReferenceOps, EmbeddingGathersRows) {
 TEST(ReferenceOps, RopePairings) {
   auto be = make_reference_backend();
   // head_dim 4, theta 100: pair 0 turns by pos * 1, pair 1 by pos * 100^(-2/4) = pos * 0.1.
+  const float freqs[] = {1.0f, 0.1f};
   const int pos = 3;
   const float a0 = 3.0f, a1 = 0.3f;
   {
     // Adjacent pairs (0,1), (2,3).
     std::vector<float> v = {1, 0, 0, 1};
-    be->rope(v.data(), 1, 1, 4, pos, 100.0f, RopeStyle::Adjacent);
+    be->rope(v.data(), 1, 1, 4, pos, freqs, RopeStyle::Adjacent);
     EXPECT_NEAR(v[0], std::cos(a0), 1e-6);
     EXPECT_NEAR(v[1], std::sin(a0), 1e-6);
     EXPECT_NEAR(v[2], -std::sin(a1), 1e-6);
@@ -85,7 +86,7 @@ TEST(ReferenceOps, RopePairings) {
   {
     // Half split pairs (0,2), (1,3).
     std::vector<float> v = {1, 0, 0, 1};
-    be->rope(v.data(), 1, 1, 4, pos, 100.0f, RopeStyle::HalfSplit);
+    be->rope(v.data(), 1, 1, 4, pos, freqs, RopeStyle::HalfSplit);
     EXPECT_NEAR(v[0], std::cos(a0), 1e-6);
     EXPECT_NEAR(v[2], std::sin(a0), 1e-6);
     EXPECT_NEAR(v[1], -std::sin(a1), 1e-6);
@@ -94,11 +95,34 @@ TEST(ReferenceOps, RopePairings) {
   {
     // Position 0 is the identity; token t of a batch sits at pos0 + t.
     std::vector<float> v = {1, 2, 3, 4, 1, 0, 0, 1};
-    be->rope(v.data(), 2, 1, 4, 0, 100.0f, RopeStyle::Adjacent);
+    be->rope(v.data(), 2, 1, 4, 0, freqs, RopeStyle::Adjacent);
     EXPECT_EQ(v[0], 1);
     EXPECT_EQ(v[3], 4);
     EXPECT_NEAR(v[4], std::cos(1.0f), 1e-6);
   }
+}
+
+TEST(ReferenceOps, RopeUsesTheFrequencyTable) {
+  // Each pair turns by pos * freqs[i] whatever the table holds (a rescaled table is not a power series),
+  // and every head of every token uses the same table.
+  auto be = make_reference_backend();
+  const float freqs[] = {0.5f, 2.0f};
+  std::vector<float> v = {1, 0, 1, 0, 1, 0, 1, 0};  // (1 token, 2 heads, head_dim 4)
+  be->rope(v.data(), 1, 2, 4, 5, freqs, RopeStyle::Adjacent);
+  for (int h = 0; h < 2; ++h) {
+    EXPECT_NEAR(v[4 * h + 0], std::cos(2.5f), 1e-6);
+    EXPECT_NEAR(v[4 * h + 1], std::sin(2.5f), 1e-6);
+    EXPECT_NEAR(v[4 * h + 2], std::cos(10.0f), 1e-6);
+    EXPECT_NEAR(v[4 * h + 3], std::sin(10.0f), 1e-6);
+  }
+}
+
+TEST(ReferenceOps, AddBiasEveryRow) {
+  auto be = make_reference_backend();
+  std::vector<float> x = {1, 2, 3, 10, 20, 30};  // (2 tokens, 3)
+  std::vector<float> b = {0.5f, -1.0f, 4.0f};
+  be->add_bias(x.data(), view_f32(b, {3}), 2);
+  EXPECT_EQ(x, (std::vector<float>{1.5f, 1, 7, 10.5f, 19, 34}));
 }
 
 TEST(ReferenceOps, AttentionCausalGqa) {

@@ -22,6 +22,15 @@ int cmd_info(const Args& a) {
   std::printf("head_dim:      %d\nvocab_size:    %d\ncontext:       %d\nrope_theta:    %g (%s)\nnorm_eps:      %g\n",
               c.head_dim, c.vocab_size, c.max_seq_len, c.rope_theta, rope_style_name(c.rope_style), c.norm_eps);
   std::printf("classifier:    %s\n", c.tied_embeddings ? "tied to token_embd.weight" : "separate output.weight");
+  if (c.rope_scaling.type == RopeScalingType::Llama3)
+    std::printf("rope scaling:  llama3 (factor %g, low_freq_factor %g, high_freq_factor %g, original context %d)\n",
+                c.rope_scaling.factor, c.rope_scaling.low_freq_factor, c.rope_scaling.high_freq_factor,
+                c.rope_scaling.original_context);
+  else if (!c.rope_freq_factors.empty())
+    std::printf("rope scaling:  per-pair frequency divisors (rope_freqs.weight)\n");
+  if (c.attn_bias || c.mlp_bias)
+    std::printf("biases:        %s%s%s\n", c.attn_bias ? "attention" : "", c.attn_bias && c.mlp_bias ? ", " : "",
+                c.mlp_bias ? "feed-forward" : "");
   const int64_t params = m.weights.total_params();
   const size_t bytes = m.weights.total_bytes();
   std::printf("parameters:    %lld (%.3f M)\nweight bytes:  %zu (%.2f MiB)\n", static_cast<long long>(params),

@@ -13,7 +13,8 @@ namespace {
 class ReferenceBackend final : public Backend {
  public:
   const char* name() const override { return "reference"; }
-  bool supports(DType t) const override { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+  // Every type core/quant.h dequantizes: weights of any of them are expanded one row at a time to fp32.
+  bool supports(DType t) const override { return dtype_is_supported(t); }
 
   void embedding(const TensorView& table, const int* tokens, int n_tokens, float* out) override {
     const int64_t dim = table.cols();
@@ -27,32 +28,33 @@ class ReferenceBackend final : public Backend {
       double ss = 0.0;
       for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(xt[i]) * xt[i];
       const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
-      for (int64_t i = 0; i < n; ++i) out[t * n + i] = xt[i] * scale * load_element(w.dtype, w.data, i);
+      const float* wf = weight_row(w, w.data, n);
+      for (int64_t i = 0; i < n; ++i) out[t * n + i] = xt[i] * scale * wf[i];
     }
   }
 
   void matmul(const TensorView& w, const float* x, int n_tokens, float* out) override {
     const int64_t n_out = w.rows(), n_in = w.cols();
-    for (int t = 0; t < n_tokens; ++t) {
-      const float* xt = x + t * n_in;
-      for (int64_t r = 0; r < n_out; ++r) {
-        const void* row = w.row_ptr(r);
+    for (int64_t r = 0; r < n_out; ++r) {
+      const float* row = weight_row(w, w.row_ptr(r), n_in);  // expanded once, used by every token
+      for (int t = 0; t < n_tokens; ++t) {
+        const float* xt = x + t * n_in;
         double acc = 0.0;
-        for (int64_t i = 0; i < n_in; ++i) acc += static_cast<double>(load_element(w.dtype, row, i)) * xt[i];
+        for (int64_t i = 0; i < n_in; ++i) acc += static_cast<double>(row[i]) * xt[i];
         out[t * n_out + r] = static_cast<float>(acc);
       }
     }
   }
 
-  void rope(float* x, int n_tokens, int n_heads, int head_dim, int pos0, float theta, RopeStyle style) override {
+  void rope(float* x, int n_tokens, int n_heads, int head_dim, int pos0, const float* freqs,
+            RopeStyle style) override {
     const int half = head_dim / 2;
     for (int t = 0; t < n_tokens; ++t) {
       const int pos = pos0 + t;
       for (int h = 0; h < n_heads; ++h) {
         float* v = x + (static_cast<int64_t>(t) * n_heads + h) * head_dim;
         for (int i = 0; i < half; ++i) {
-          const double freq = std::pow(static_cast<double>(theta), -2.0 * i / head_dim);
-          const double angle = pos * freq;
+          const double angle = pos * static_cast<double>(freqs[i]);
           const float c = static_cast<float>(std::cos(angle)), s = static_cast<float>(std::sin(angle));
           // Adjacent: (2i, 2i+1). HalfSplit: (i, i + half).
           const int a = style == RopeStyle::Adjacent ? 2 * i : i;
@@ -108,7 +110,23 @@ class ReferenceBackend final : public Backend {
     for (int64_t i = 0; i < n; ++i) x[i] += y[i];
   }
 
+  void add_bias(float* x, const TensorView& b, int n_tokens) override {
+    const int64_t n = b.numel();
+    for (int t = 0; t < n_tokens; ++t)
+      for (int64_t i = 0; i < n; ++i) x[t * n + i] += load_element(b.dtype, b.data, i);
+  }
+
  private:
+  // One weight row as fp32: F32 rows are read in place; other types are dequantized into row_ (grown to the
+  // widest row seen, so no allocation per call).
+  const float* weight_row(const TensorView& w, const void* row, int64_t n) {
+    if (w.dtype == DType::F32) return static_cast<const float*>(row);
+    if (row_.size() < static_cast<size_t>(n)) row_.resize(static_cast<size_t>(n));
+    row_to_f32(w.dtype, row, row_.data(), n);
+    return row_.data();
+  }
+
+  std::vector<float> row_;      // scratch for weight_row
   std::vector<double> scores_;  // attention scores of one query head, grown to the longest context seen
 };
 
