@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/quant.h"
+
 namespace tern {
 
 std::optional<DTypeInfo> dtype_info(uint32_t t) {
@@ -43,7 +45,9 @@ size_t row_bytes(DType t, uint64_t n) {
   return static_cast<size_t>(n / info->block_elems) * info->block_bytes;
 }
 
-bool dtype_is_supported(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+// Plain floats and every type core/quant.cpp dequantizes.
+bool dtype_is_supported(DType t) { return can_dequantize(t); }
+
 
 float f16_to_f32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;

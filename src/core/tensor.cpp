@@ -3,6 +3,8 @@
 #include <cassert>
 #include <cstring>
 
+#include "core/quant.h"
+
 namespace tern {
 
 std::string TensorView::shape_str() const {
@@ -23,12 +25,6 @@ float load_element(DType t, const void* row, int64_t i) {
   }
 }
 
-void row_to_f32(DType t, const void* row, float* out, int64_t n) {
-  if (t == DType::F32) {
-    std::memcpy(out, row, static_cast<size_t>(n) * sizeof(float));
-    return;
-  }
-  for (int64_t i = 0; i < n; ++i) out[i] = load_element(t, row, i);
-}
+void row_to_f32(DType t, const void* row, float* out, int64_t n) { dequantize_row(t, row, out, n); }
 
 }  // namespace tern

@@ -36,7 +36,8 @@ struct TensorView {
 // Reads element i of a row of a plain float tensor (F32, F16, BF16) as fp32.
 float load_element(DType t, const void* row, int64_t i);
 
-// Converts one row of n elements to fp32. Only plain float types; asserts otherwise.
+// Converts one row of n elements (a whole number of blocks) to fp32: plain floats and every quantized type
+// core/quant.h dequantizes; asserts otherwise.
 void row_to_f32(DType t, const void* row, float* out, int64_t n);
 
 }  // namespace tern
