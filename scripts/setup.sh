@@ -8,7 +8,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 BUILD_TYPE=${BUILD_TYPE:-Release}
 
 need_apt=()
-for pkg in build-essential cmake libgtest-dev python3 python3-venv; do
+for pkg in build-essential cmake libgtest-dev python3 python3-venv nlohmann-json3-dev pkg-config libpcre2-dev libutf8proc-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

@@ -1,0 +1,56 @@
+// Validating the estimator against measurement: for each model file, the roofline's prefill and decode tok/s
+// on this machine (from the hwprobe hardware) beside what `tern bench` measures, with the error of each.
+// The measuring is passed in as a function so that the library does not depend on how bench is reached.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "perf/hardware.h"
+
+namespace tern::perf {
+
+// Targets of issue 5 for the roofline's error against measurement.
+inline constexpr double kDecodeErrorTarget = 0.15;
+inline constexpr double kPrefillErrorTarget = 0.25;
+
+struct BenchWorkload {
+  int64_t prompt = 128;        // prompt tokens (batch 1)
+  int64_t output = 64;         // generated tokens
+  int64_t prefill_chunk = 64;  // tokens per forward call in tern's prefill (LlamaModel's max_batch)
+};
+
+struct Measured {
+  double prefill_tok_s = 0;
+  double decode_tok_s = 0;
+};
+
+// Measures one model; an error leaves the row's measured columns empty, with the message as its note.
+using Measurer = std::function<Result<Measured>(const std::string& model_path, const BenchWorkload& w)>;
+
+struct ValidationRow {
+  std::string model;    // path
+  std::string weights;  // "F32", "Q4_0", ...
+  double predicted_prefill_tok_s = 0;
+  double predicted_decode_tok_s = 0;
+  std::optional<Measured> measured;
+  std::string note;
+  // predicted / measured - 1 (positive: the roofline is faster than measured, as a bound should be).
+  double prefill_error() const;
+  double decode_error() const;
+};
+
+// Estimates each model on `hw` with tern's CPU defaults (f32 activations and KV cache) for the bench
+// workload, then measures it. An unreadable model file fails the whole run, naming the file.
+Result<std::vector<ValidationRow>> run_validation(const std::vector<std::string>& models, const Hardware& hw,
+                                                  const BenchWorkload& w, const Measurer& measure);
+
+std::string format_validation(const std::vector<ValidationRow>& rows, const BenchWorkload& w);
+
+// Reads `tern bench --json` output: numbers "prefill_tok_s" and "decode_tok_s" at the top level.
+Result<Measured> parse_bench_json(const std::string& text);
+
+}  // namespace tern::perf
