@@ -44,8 +44,8 @@ std::string_view dtype_name(DType t);
 // Bytes taken by one row of `n` elements, or 0 if n is not a whole number of blocks.
 size_t row_bytes(DType t, uint64_t n);
 
-// Types the compute path can read today (plain floats). Quantized types are known by layout but rejected
-// by loaders until their dequantizers land.
+// Types the compute path can read: plain floats and every type core/quant.h can dequantize. Other known
+// ids (Q8_1, Q8_K, integer types) are rejected by loaders with a message naming the tensor.
 bool dtype_is_supported(DType t);
 
 // IEEE half and bfloat16 conversions (round to nearest even on the way down).
