@@ -161,7 +161,28 @@ SpmTokenizer::SpmTokenizer(SpmVocab vocab) : v_(std::move(vocab)) {
       case SpmPieceType::kControl: break;
     }
   }
+  piece_ids_.reserve(n);
+  eog_.assign(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& p = v_.pieces[i];
+    piece_ids_.emplace(std::string_view(p), static_cast<int>(i));
+    const SpmPieceType t = v_.types[i];
+    if (t == SpmPieceType::kControl || t == SpmPieceType::kUnknown) specials_.add(p, static_cast<int>(i), true);
+    if (t == SpmPieceType::kControl && is_end_of_generation_text(p)) eog_[i] = 1;
+  }
+  if (v_.eos_id >= 0) eog_[static_cast<size_t>(v_.eos_id)] = 1;
 }
+
+int SpmTokenizer::token_id(std::string_view piece) const {
+  auto it = piece_ids_.find(piece);
+  return it == piece_ids_.end() ? -1 : it->second;
+}
+
+bool SpmTokenizer::is_special(int token) const {
+  return token >= 0 && token < vocab_size() && type(token) == SpmPieceType::kControl;
+}
+
+bool SpmTokenizer::is_eog(int token) const { return token >= 0 && token < vocab_size() && eog_[token]; }
 
 bool SpmTokenizer::piece_joins_before_space(std::string_view p) {
   for (size_t k = p.find(kSpaceSymbol, 1); k != std::string_view::npos; k = p.find(kSpaceSymbol, k + 1)) {
@@ -228,9 +249,30 @@ void SpmTokenizer::emit(std::string_view piece, const RevMerge& rev_merge, std::
   }
 }
 
-std::vector<int> SpmTokenizer::encode(std::string_view text, bool add_bos, bool add_eos) const {
+std::vector<int> SpmTokenizer::encode(std::string_view text, bool add_bos, bool add_eos, bool parse_special) const {
   std::vector<int> out;
   if (add_bos && v_.bos_id >= 0) out.push_back(v_.bos_id);
+  std::vector<SpecialTokenMatcher::Fragment> fragments;
+  if (parse_special)
+    specials_.split(text, true, fragments);
+  else
+    fragments.push_back({0, text, -1});
+  for (const auto& f : fragments) {
+    if (f.id >= 0) {
+      out.push_back(f.id);
+      continue;
+    }
+    // Hugging Face's Metaspace checks for a leading "▁" after spaces became "▁", so a literal "▁" counts too.
+    const bool starts_with_space = !f.text.empty() && (f.text[0] == ' ' || f.text.substr(0, 3) == kSpaceSymbol);
+    const bool prefix = v_.add_dummy_prefix && (v_.dummy_prefix_every_fragment || f.offset == 0) &&
+                        !(v_.dummy_prefix_unless_space && starts_with_space);
+    encode_fragment(f.text, prefix, out);
+  }
+  if (add_eos && v_.eos_id >= 0) out.push_back(v_.eos_id);
+  return out;
+}
+
+void SpmTokenizer::encode_fragment(std::string_view text, bool dummy_prefix, std::vector<int>& out) const {
   // Long texts are encoded in chunks, which bounds the symbol array (20 bytes per character) and keeps its
   // offsets within 32 bits. A cut just before a word start (" " after a non-space) changes nothing when
   // words are independent, so those vocabularies use small chunks; otherwise chunks are as large as the
@@ -252,13 +294,11 @@ std::vector<int> SpmTokenizer::encode(std::string_view text, bool add_bos, bool 
       cut = max_chunk;
       while (cut > max_chunk - 4 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
     }
-    encode_chunk(text.substr(0, cut), first && v_.add_dummy_prefix, out);
+    encode_chunk(text.substr(0, cut), first && dummy_prefix, out);
     text.remove_prefix(cut);
     first = false;
   }
-  encode_chunk(text, first && v_.add_dummy_prefix, out);
-  if (add_eos && v_.eos_id >= 0) out.push_back(v_.eos_id);
-  return out;
+  encode_chunk(text, first && dummy_prefix, out);
 }
 
 void SpmTokenizer::encode_chunk(std::string_view text, bool dummy_prefix, std::vector<int>& out) const {
@@ -353,10 +393,11 @@ void SpmTokenizer::encode_chunk(std::string_view text, bool dummy_prefix, std::v
   }
 }
 
-std::string SpmTokenizer::decode_piece(int prev, int token) const {
+std::string SpmTokenizer::decode_piece(int prev, int token, bool special) const {
   if (token < 0 || token >= vocab_size()) return {};
-  const std::string& s = surface_[static_cast<size_t>(token)];
   const SpmPieceType t = type(token);
+  if (special && t == SpmPieceType::kControl) return v_.pieces[static_cast<size_t>(token)];
+  const std::string& s = surface_[static_cast<size_t>(token)];
   // The first piece after BOS carries the dummy prefix "▁" that encode added; dropping it gives the text
   // back exactly. Byte and unknown pieces never carry it.
   const bool strip = prev >= 0 && prev == v_.bos_id && v_.add_dummy_prefix && !s.empty() && s[0] == ' ' &&

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "tokenizer/special_tokens.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tern {
@@ -40,6 +41,13 @@ struct SpmVocab {
   int unk_id = -1;  // -1: the first piece of type kUnknown, if any
   // Prepend "▁" to non-empty text (SentencePiece's add_dummy_prefix; GGUF tokenizer.ggml.add_space_prefix).
   bool add_dummy_prefix = true;
+  // Which text fragments get the dummy prefix when special tokens split the text (encode's parse_special).
+  // true: every fragment, at the start and after each special token (llama.cpp; Hugging Face's Prepend
+  // normalizer). false: only a fragment at the very start of the text (HF Metaspace prepend_scheme "first").
+  bool dummy_prefix_every_fragment = true;
+  // No dummy prefix for a fragment that already starts with a space or "▁" (HF Metaspace); sentencepiece
+  // and llama.cpp add it regardless.
+  bool dummy_prefix_unless_space = false;
   bool add_bos = true;  // what callers should do by default (GGUF tokenizer.ggml.add_bos_token)
   bool add_eos = false;
 };
@@ -58,14 +66,18 @@ class SpmTokenizer final : public Tokenizer {
   SpmTokenizer(const SpmTokenizer&) = delete;
   SpmTokenizer& operator=(const SpmTokenizer&) = delete;
 
-  std::vector<int> encode(std::string_view text, bool add_bos, bool add_eos = false) const override;
-  std::string decode_piece(int prev, int token) const override;
+  std::vector<int> encode(std::string_view text, bool add_bos, bool add_eos = false,
+                          bool parse_special = false) const override;
+  std::string decode_piece(int prev, int token, bool special = false) const override;
   int vocab_size() const override { return static_cast<int>(v_.pieces.size()); }
   int bos_id() const override { return v_.bos_id; }
   int eos_id() const override { return v_.eos_id; }
   std::string piece(int token) const override;
   bool add_bos_by_default() const override { return v_.add_bos && v_.bos_id >= 0; }
   bool add_eos_by_default() const override { return v_.add_eos && v_.eos_id >= 0; }
+  int token_id(std::string_view piece) const override;
+  bool is_special(int token) const override;
+  bool is_eog(int token) const override;
 
   int unk_id() const { return v_.unk_id; }
   SpmPieceType type(int token) const { return v_.types[static_cast<size_t>(token)]; }
@@ -76,6 +88,7 @@ class SpmTokenizer final : public Tokenizer {
  private:
   explicit SpmTokenizer(SpmVocab vocab);
   struct Symbol;
+  void encode_fragment(std::string_view text, bool dummy_prefix, std::vector<int>& out) const;
   void encode_chunk(std::string_view text, bool dummy_prefix, std::vector<int>& out) const;
   void split(std::string_view normalized, std::vector<Symbol>& symbols) const;
   int find_mergeable(std::string_view piece) const;
@@ -98,6 +111,9 @@ class SpmTokenizer final : public Tokenizer {
   size_t max_user_defined_len_ = 0;
   // What each token contributes to decoded text ("▁" as " ", byte pieces as their byte, control as "").
   std::vector<std::string> surface_;
+  std::unordered_map<std::string_view, int> piece_ids_;  // every piece, first id wins
+  SpecialTokenMatcher specials_;                          // control and unknown pieces, for parse_special
+  std::vector<uint8_t> eog_;
 };
 
 }  // namespace tern

@@ -1,5 +1,8 @@
-// Tokenizer loaders (llama2.c tokenizer.bin, GGUF tokenizer.ggml.*) and the whole-sequence decode.
+// Tokenizer loaders (llama2.c tokenizer.bin, GGUF tokenizer.ggml.* for the llama and gpt2 models, and the
+// dispatch by file kind) and the whole-sequence decode. tokenizer.json is read in hf_tokenizer_json.cpp.
 #include "tokenizer/tokenizer.h"
+
+#include <sys/stat.h>
 
 #include <cmath>
 #include <cstring>
@@ -7,20 +10,34 @@
 
 #include "core/mmap.h"
 #include "formats/gguf.h"
+#include "tokenizer/bpe.h"
 #include "tokenizer/spm.h"
 
 namespace tern {
 
-std::string Tokenizer::decode(const std::vector<int>& ids) const {
+std::string Tokenizer::decode(const std::vector<int>& ids, bool special) const {
   std::string out;
   int prev = -1;
   for (int id : ids) {
     // BOS/EOS are skipped even where a vocabulary does not mark them as control pieces, but BOS still
     // counts as `prev` so the piece after it loses its dummy-prefix space.
-    if (id != bos_id() && id != eos_id()) out += decode_piece(prev, id);
+    if (special || (id != bos_id() && id != eos_id())) out += decode_piece(prev, id, special);
     prev = id;
   }
   return out;
+}
+
+int Tokenizer::token_id(std::string_view p) const {
+  for (int i = 0; i < vocab_size(); ++i)
+    if (piece(i) == p) return i;
+  return -1;
+}
+
+bool is_end_of_generation_text(std::string_view t) {
+  for (std::string_view e : {"<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|endoftext|>", "<|end_of_text|>",
+                             "<end_of_turn>", "<|end|>", "</s>", "<EOT>"})
+    if (t == e) return true;
+  return false;
 }
 
 namespace {
@@ -120,6 +137,113 @@ bool is_signed_int(GgufType t) {
   return t == GgufType::INT8 || t == GgufType::INT16 || t == GgufType::INT32 || t == GgufType::INT64;
 }
 
+// tokenizer.ggml.token_type (which must be present): one type per token, 1 normal .. 6 byte.
+Result<std::vector<SpmPieceType>> token_types(const GgufFile& g, size_t n) {
+  auto fail = [&](const std::string& msg) { return error(g.path() + ": " + msg); };
+  const GgufValue* tt = g.find("tokenizer.ggml.token_type");
+  const std::string key = "key 'tokenizer.ggml.token_type'";
+  if (tt->type != GgufType::ARRAY || tt->elem_type == GgufType::ARRAY || tt->elem_type == GgufType::STRING ||
+      tt->elem_type == GgufType::BOOL || tt->elem_type == GgufType::FLOAT32 || tt->elem_type == GgufType::FLOAT64)
+    return fail(key + " is " + tt->to_string(0) + ", expected an array of integers");
+  if (tt->arr.size() != n)
+    return fail(key + " has " + std::to_string(tt->arr.size()) + " entries but there are " + std::to_string(n) +
+                " tokens");
+  std::vector<SpmPieceType> types;
+  types.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const GgufValue& e = tt->arr[i];
+    const int64_t t = is_signed_int(e.type) ? e.i : static_cast<int64_t>(std::min<uint64_t>(e.u, 1000));
+    if (t < 1 || t > 6)
+      return fail(key + ": token " + std::to_string(i) + " has type " + std::to_string(t) +
+                  " (expected 1 normal .. 6 byte)");
+    types.push_back(static_cast<SpmPieceType>(t));
+  }
+  return types;
+}
+
+// tokenizer.ggml.model = gpt2: byte-level BPE. Tokens are stored spelled with GPT-2's byte map, merges as
+// "left right" strings in rank order, and tokenizer.ggml.pre names the pre-tokenizer (pretokenize.h).
+Result<std::unique_ptr<Tokenizer>> load_bpe_gguf(const GgufFile& g) {
+  const std::string& path = g.path();
+  auto fail = [&](const std::string& msg) { return error(path + ": " + msg); };
+  auto tokens = g.get_array("tokenizer.ggml.tokens", GgufType::STRING);
+  if (!tokens) return tokens.status();
+  const size_t n = (*tokens)->size();
+  if (n == 0) return fail("key 'tokenizer.ggml.tokens' is an empty array");
+  if (n > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
+    return fail("key 'tokenizer.ggml.tokens' has too many entries (" + std::to_string(n) + ")");
+
+  BpeVocab v;
+  v.tokens.reserve(n);
+  for (const GgufValue& t : **tokens) v.tokens.push_back(t.str);
+
+  auto merges = g.get_array("tokenizer.ggml.merges", GgufType::STRING);
+  if (!merges) return merges.status();
+  v.merges.reserve((*merges)->size());
+  for (size_t i = 0; i < (*merges)->size(); ++i) {
+    const std::string& m = (**merges)[i].str;
+    // Spelled tokens hold no plain space (the byte map turns it into 'Ġ'); search from 1 so that a first
+    // part that is itself " " still splits right.
+    const size_t sp = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
+    if (sp == std::string::npos)
+      return fail("key 'tokenizer.ggml.merges': merge " + std::to_string(i) + " '" + m +
+                  "' is not two tokens separated by a space");
+    v.merges.emplace_back(m.substr(0, sp), m.substr(sp + 1));
+  }
+
+  std::string pre_name = "default";
+  if (g.find("tokenizer.ggml.pre")) {
+    auto p = g.get_string("tokenizer.ggml.pre");
+    if (!p) return p.status();
+    pre_name = *p;
+  }
+  auto pre = gguf_pre(pre_name);
+  if (!pre) return fail("key 'tokenizer.ggml.pre': " + pre.message());
+  v.pre_patterns = pre->patterns;
+  v.ignore_merges = pre->ignore_merges;
+
+  auto bos = optional_token_id(g, "tokenizer.ggml.bos_token_id", -1, n);
+  if (!bos) return bos.status();
+  auto eos = optional_token_id(g, "tokenizer.ggml.eos_token_id", -1, n);
+  if (!eos) return eos.status();
+  v.bos_id = *bos;
+  v.eos_id = *eos;
+  // tokenizer.ggml.unknown_token_id is not used: llama.cpp drops a byte that has no token rather than
+  // emitting the unknown token (SmolLM2 has no token for 21 bytes, among them 0x1D, 0xF1 and 0xF2).
+  for (const char* key : {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
+    auto id = optional_token_id(g, key, -1, n);
+    if (!id) return id.status();
+    if (*id >= 0) v.eog_ids.push_back(*id);
+  }
+
+  if (g.find("tokenizer.ggml.token_type")) {
+    auto types = token_types(g, n);
+    if (!types) return types.status();
+    v.types = std::move(types.value());
+  } else {
+    v.types.assign(n, SpmPieceType::kNormal);
+    for (int id : {v.bos_id, v.eos_id})
+      if (id >= 0) v.types[static_cast<size_t>(id)] = SpmPieceType::kControl;
+  }
+  // Control and unknown tokens are matched in text only when asked; user-defined ones always (llama.cpp).
+  for (size_t i = 0; i < n; ++i) {
+    const SpmPieceType t = v.types[i];
+    if (t == SpmPieceType::kControl || t == SpmPieceType::kUnknown || t == SpmPieceType::kUserDefined)
+      v.added.push_back({static_cast<int>(i), v.tokens[i], t != SpmPieceType::kUserDefined});
+  }
+
+  auto add_bos = optional_bool(g, "tokenizer.ggml.add_bos_token", pre->add_bos);
+  if (!add_bos) return add_bos.status();
+  auto add_eos = optional_bool(g, "tokenizer.ggml.add_eos_token", false);
+  if (!add_eos) return add_eos.status();
+  v.add_bos = *add_bos;
+  v.add_eos = *add_eos;
+
+  auto tok = BpeTokenizer::create(std::move(v), path);
+  if (!tok) return tok.status();
+  return std::unique_ptr<Tokenizer>(std::move(tok.value()));
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Tokenizer>> load_tokenizer_bin(const std::string& path, int vocab_size) {
@@ -133,7 +257,10 @@ Result<std::unique_ptr<Tokenizer>> load_tokenizer_gguf(const GgufFile& g) {
   auto fail = [&](const std::string& msg) { return error(path + ": " + msg); };
   auto model = g.get_string("tokenizer.ggml.model");
   if (!model) return model.status();
-  if (*model != "llama") return fail("tokenizer model '" + *model + "' not supported yet");
+  if (*model == "gpt2") return load_bpe_gguf(g);
+  if (*model != "llama")
+    return fail("key 'tokenizer.ggml.model': tokenizer model '" + *model +
+                "' is not supported (tern reads 'llama' and 'gpt2')");
 
   auto tokens = g.get_array("tokenizer.ggml.tokens", GgufType::STRING);
   if (!tokens) return tokens.status();
@@ -165,24 +292,10 @@ Result<std::unique_ptr<Tokenizer>> load_tokenizer_gguf(const GgufFile& g) {
   v.eos_id = *eos;
   v.unk_id = *unk;
 
-  if (const GgufValue* tt = g.find("tokenizer.ggml.token_type")) {
-    const std::string key = "key 'tokenizer.ggml.token_type'";
-    if (tt->type != GgufType::ARRAY || tt->elem_type == GgufType::ARRAY ||
-        tt->elem_type == GgufType::STRING || tt->elem_type == GgufType::BOOL ||
-        tt->elem_type == GgufType::FLOAT32 || tt->elem_type == GgufType::FLOAT64)
-      return fail(key + " is " + tt->to_string(0) + ", expected an array of integers");
-    if (tt->arr.size() != n)
-      return fail(key + " has " + std::to_string(tt->arr.size()) + " entries but there are " +
-                  std::to_string(n) + " tokens");
-    v.types.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-      const GgufValue& e = tt->arr[i];
-      const int64_t t = is_signed_int(e.type) ? e.i : static_cast<int64_t>(std::min<uint64_t>(e.u, 1000));
-      if (t < 1 || t > 6)
-        return fail(key + ": token " + std::to_string(i) + " has type " + std::to_string(t) +
-                    " (expected 1 normal .. 6 byte)");
-      v.types.push_back(static_cast<SpmPieceType>(t));
-    }
+  if (g.find("tokenizer.ggml.token_type")) {
+    auto types = token_types(g, n);
+    if (!types) return types.status();
+    v.types = std::move(types.value());
   } else {
     const int unk_guess = v.unk_id >= 0 ? v.unk_id : (v.pieces[0] == "<unk>" ? 0 : -1);
     v.types = spm_infer_types(v.pieces, unk_guess, v.bos_id, v.eos_id);
@@ -204,6 +317,13 @@ Result<std::unique_ptr<Tokenizer>> load_tokenizer_gguf(const GgufFile& g) {
 }
 
 Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    const std::string json = path + "/tokenizer.json";
+    if (::stat(json.c_str(), &st) != 0)
+      return error(path + ": a folder without a tokenizer.json (tern reads Hugging Face model folders)");
+    return load_tokenizer_json(json);
+  }
   auto f = MappedFile::open(path);
   if (!f) return f.status();
   std::shared_ptr<MappedFile> file = std::move(f.value());
@@ -211,6 +331,21 @@ Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& path) {
     auto g = GgufFile::parse(file);
     if (!g) return g.status();
     return load_tokenizer_gguf(*g);
+  }
+  // A JSON object with a key: tokenizer.json (after optional whitespace and a UTF-8 byte order mark). The
+  // key's quote tells it from a tokenizer.bin whose max_token_length happens to be 123 ('{').
+  size_t i = 0;
+  const uint8_t* d = file->data();
+  const size_t n = file->size();
+  auto skip_space = [&] {
+    while (i < n && (d[i] == ' ' || d[i] == '\n' || d[i] == '\r' || d[i] == '\t')) ++i;
+  };
+  if (n >= 3 && d[0] == 0xEF && d[1] == 0xBB && d[2] == 0xBF) i = 3;
+  skip_space();
+  if (i < n && d[i] == '{') {
+    ++i;
+    skip_space();
+    if (i < n && (d[i] == '"' || d[i] == '}')) return load_tokenizer_json(path);
   }
   return parse_tokenizer_bin(*file, 0);
 }

@@ -1171,9 +1171,9 @@ TEST(TokenizerGguf, EveryDefectIsAnError) {
   TinyVocab tv;
   {
     GgufWriter w;
-    w.str("tokenizer.ggml.model", "gpt2");
+    w.str("tokenizer.ggml.model", "bert");
     tv.write(w);
-    expect_gguf_error("gpt2.gguf", w, "tokenizer model 'gpt2' not supported yet");
+    expect_gguf_error("bert.gguf", w, "tokenizer model 'bert' is not supported");
   }
   {
     GgufWriter w;

@@ -21,7 +21,9 @@ int cmd_tokenize(const Args& a) {
   }
   auto tok = load_tokenizer(a.str("model"));
   if (!tok) return fail("tokenize", tok.message());
-  const std::vector<int> ids = tok.value()->encode(text, !a.flag("no-bos"));
+  const Tokenizer& t = *tok.value();
+  const std::vector<int> ids = t.encode(text, t.add_bos_by_default() && !a.flag("no-bos"), /*add_eos=*/false,
+                                        /*parse_special=*/a.flag("special"));
   std::string line;
   for (size_t i = 0; i < ids.size(); ++i) line += (i ? " " : "") + std::to_string(ids[i]);
   std::printf("%s\n", line.c_str());
