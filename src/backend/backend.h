@@ -56,4 +56,12 @@ class Backend {
 // The reference backend: plain scalar loops, the oracle for every faster path.
 std::unique_ptr<Backend> make_reference_backend();
 
+// The CPU backend: a persistent thread pool and SIMD kernels picked at run time (backend/cpu/).
+// n_threads <= 0 means the number of physical cores.
+std::unique_ptr<Backend> make_cpu_backend(int n_threads);
+
+// A backend by name: "cpu" or "reference"; an error naming the choices for anything else.
+// n_threads applies to "cpu" (<= 0: physical cores).
+Result<std::unique_ptr<Backend>> make_backend(const std::string& name, int n_threads);
+
 }  // namespace tern

@@ -32,8 +32,10 @@ int cmd_logits(const Args& a) {
   if (static_cast<int>(ids.size()) > c.max_seq_len)
     return fail("logits", std::to_string(ids.size()) + " ids exceed the model's context length " +
                               std::to_string(c.max_seq_len));
-  auto backend = make_reference_backend();
-  auto model = LlamaModel::create(c, mf.value()->weights, *backend, static_cast<int>(ids.size()));
+  if (a.integer("threads") < 0) return fail("logits", "--threads must be >= 0, got " + a.str("threads"));
+  auto backend = make_backend(a.str("backend"), static_cast<int>(a.integer("threads")));
+  if (!backend) return fail("logits", backend.message());
+  auto model = LlamaModel::create(c, mf.value()->weights, *backend.value(), static_cast<int>(ids.size()));
   if (!model) return fail("logits", model.message());
 
   const size_t V = static_cast<size_t>(c.vocab_size);

@@ -1,0 +1,296 @@
+// The CPU backend: the reference backend's ops, threaded where the work is heavy (matmul over output rows,
+// attention over (token, head) pairs) and with SIMD dot products chosen at run time (cpu_kernels.h).
+// Scratch buffers are members grown to the largest size seen, so a steady-state decode step allocates
+// nothing.
+#include "backend/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "core/quant.h"
+#include "core/thread_pool.h"
+
+namespace tern {
+
+CpuIsa cpu_best_isa() {
+  if (cpu_supports_isa(CpuIsa::Avx512)) return CpuIsa::Avx512;
+  if (cpu_supports_isa(CpuIsa::Avx2)) return CpuIsa::Avx2;
+  return CpuIsa::Scalar;
+}
+
+bool cpu_supports_isa(CpuIsa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  switch (isa) {
+    case CpuIsa::Scalar: return true;
+    case CpuIsa::Avx2: return avx2;
+    case CpuIsa::Avx512:
+      return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  }
+  return false;
+#else
+  return isa == CpuIsa::Scalar;
+#endif
+}
+
+const char* cpu_isa_name(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::Scalar: return "scalar";
+    case CpuIsa::Avx2: return "avx2";
+    case CpuIsa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+namespace {
+
+using cpu::BlockQ8X;
+using cpu::Kernels;
+
+const Kernels& kernels_for(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::Avx512: return cpu::avx512_kernels();
+    case CpuIsa::Avx2: return cpu::avx2_kernels();
+    case CpuIsa::Scalar: break;
+  }
+  return cpu::scalar_kernels();
+}
+
+template <class T>
+void grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// How a matmul reads its weights.
+enum class Path { Float, Quant, Dequant };
+
+Path path_for(DType t) {
+  switch (t) {
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16: return Path::Float;
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_1: return Path::Quant;
+    default: return Path::Dequant;
+  }
+}
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(int n_threads, CpuIsa isa) : pool_(n_threads), k_(kernels_for(isa)) {
+    row_scratch_.resize(static_cast<size_t>(pool_.size()));
+    score_scratch_.resize(static_cast<size_t>(pool_.size()));
+  }
+
+  const char* name() const override { return "cpu"; }
+  bool supports(DType t) const override { return dtype_is_supported(t); }
+
+  void embedding(const TensorView& table, const int* tokens, int n_tokens, float* out) override {
+    const int64_t dim = table.cols();
+    for (int t = 0; t < n_tokens; ++t) row_to_f32(table.dtype, table.row_ptr(tokens[t]), out + t * dim, dim);
+  }
+
+  void rmsnorm(const float* x, const TensorView& w, float eps, int n_tokens, float* out) override {
+    const int64_t n = w.numel();
+    const float* wf = static_cast<const float*>(w.data);
+    if (w.dtype != DType::F32) {
+      grow(norm_w_, static_cast<size_t>(n));
+      row_to_f32(w.dtype, w.data, norm_w_.data(), n);
+      wf = norm_w_.data();
+    }
+    for (int t = 0; t < n_tokens; ++t) {
+      const float* xt = x + t * n;
+      const double ss = k_.dot_f32(xt, xt, n);
+      const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+      float* ot = out + t * n;
+      for (int64_t i = 0; i < n; ++i) ot[i] = xt[i] * scale * wf[i];
+    }
+  }
+
+  void matmul(const TensorView& w, const float* x, int n_tokens, float* out) override {
+    const int64_t n_out = w.rows(), n_in = w.cols();
+    const DType dt = w.dtype;
+    const Path path = path_for(dt);
+    const size_t rbytes = row_bytes(dt, n_in);
+    const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
+    // Rows per block: a block of weight rows (about 32 KiB, L1-sized) is read from memory once and then
+    // used against every token of the call before moving on (the simple tiling for prefill).
+    const int64_t block_rows = std::clamp<int64_t>(static_cast<int64_t>((32 << 10) / std::max<size_t>(rbytes, 1)), 1, 64);
+    const Kernels& k = k_;
+
+    if (path == Path::Quant) {
+      // Each activation row is quantized once per call, not once per weight row.
+      const int64_t nb = n_in / cpu::kQ8XBlock;
+      grow(xq_, static_cast<size_t>(n_tokens * nb));
+      BlockQ8X* xq = xq_.data();
+      pool_.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
+        for (int64_t t = t0; t < t1; ++t) cpu::quantize_row_q8x(x + t * n_in, xq + t * nb, n_in);
+      });
+      float (*dot)(const void*, const BlockQ8X*, int64_t) =
+          dt == DType::Q8_0 ? k.dot_q8_0 : dt == DType::Q4_0 ? k.dot_q4_0 : k.dot_q4_1;
+      void (*dot4)(const void*, const BlockQ8X*, int64_t, int64_t, float*) =
+          dt == DType::Q8_0 ? k.dot4_q8_0 : dt == DType::Q4_0 ? k.dot4_q4_0 : k.dot4_q4_1;
+      constexpr int T = cpu::kTokenTile;
+      pool_.parallel_for(n_out, [&](int64_t r0, int64_t r1, int) {
+        for (int64_t b0 = r0; b0 < r1; b0 += block_rows) {
+          const int64_t b1 = std::min(r1, b0 + block_rows);
+          int t = 0;
+          if (dot4 != nullptr) {
+            float o[T];
+            for (; t + T <= n_tokens; t += T)
+              for (int64_t r = b0; r < b1; ++r) {
+                dot4(wdata + r * rbytes, xq + t * nb, nb, nb, o);
+                for (int j = 0; j < T; ++j) out[(t + j) * n_out + r] = o[j];
+              }
+          }
+          for (; t < n_tokens; ++t)
+            for (int64_t r = b0; r < b1; ++r)
+              out[t * n_out + r] = dot(wdata + r * rbytes, xq + t * nb, nb);
+        }
+      });
+      return;
+    }
+
+    if (path == Path::Float) {
+      pool_.parallel_for(n_out, [&](int64_t r0, int64_t r1, int) {
+        for (int64_t b0 = r0; b0 < r1; b0 += block_rows) {
+          const int64_t b1 = std::min(r1, b0 + block_rows);
+          for (int t = 0; t < n_tokens; ++t) {
+            const float* xt = x + t * n_in;
+            for (int64_t r = b0; r < b1; ++r) {
+              const void* row = wdata + r * rbytes;
+              float v;
+              if (dt == DType::F32) v = k.dot_f32(static_cast<const float*>(row), xt, n_in);
+              else if (dt == DType::F16) v = k.dot_f16(static_cast<const uint16_t*>(row), xt, n_in);
+              else v = k.dot_bf16(static_cast<const uint16_t*>(row), xt, n_in);
+              out[t * n_out + r] = v;
+            }
+          }
+        }
+      });
+      return;
+    }
+
+    // Any other type: expand each weight row to fp32 once (into this thread's scratch), then dot it with
+    // every token.
+    for (auto& s : row_scratch_) grow(s, static_cast<size_t>(n_in));
+    pool_.parallel_for(n_out, [&](int64_t r0, int64_t r1, int tid) {
+      float* row = row_scratch_[static_cast<size_t>(tid)].data();
+      for (int64_t r = r0; r < r1; ++r) {
+        row_to_f32(dt, wdata + r * rbytes, row, n_in);
+        for (int t = 0; t < n_tokens; ++t) out[t * n_out + r] = k.dot_f32(row, x + t * n_in, n_in);
+      }
+    });
+  }
+
+  void rope(float* x, int n_tokens, int n_heads, int head_dim, int pos0, const float* freqs,
+            RopeStyle style) override {
+    const int half = head_dim / 2;
+    grow(rope_cs_, static_cast<size_t>(2 * half));
+    float* cs = rope_cs_.data();
+    for (int t = 0; t < n_tokens; ++t) {
+      const int pos = pos0 + t;
+      // cos/sin once per (position, pair), shared by every head; computed as the reference does (double
+      // angle) so the rotation is bit-identical.
+      for (int i = 0; i < half; ++i) {
+        const double angle = pos * static_cast<double>(freqs[i]);
+        cs[2 * i] = static_cast<float>(std::cos(angle));
+        cs[2 * i + 1] = static_cast<float>(std::sin(angle));
+      }
+      for (int h = 0; h < n_heads; ++h) {
+        float* v = x + (static_cast<int64_t>(t) * n_heads + h) * head_dim;
+        for (int i = 0; i < half; ++i) {
+          const float c = cs[2 * i], s = cs[2 * i + 1];
+          const int a = style == RopeStyle::Adjacent ? 2 * i : i;
+          const int b = style == RopeStyle::Adjacent ? 2 * i + 1 : i + half;
+          const float x0 = v[a], x1 = v[b];
+          v[a] = x0 * c - x1 * s;
+          v[b] = x0 * s + x1 * c;
+        }
+      }
+    }
+  }
+
+  void attention(const float* q, const float* k, const float* v, int n_tokens, int pos0, int n_heads,
+                 int n_kv_heads, int head_dim, float* out) override {
+    const int group = n_heads / n_kv_heads;
+    const int64_t kv_stride = static_cast<int64_t>(n_kv_heads) * head_dim;
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+    for (auto& s : score_scratch_) grow(s, static_cast<size_t>(pos0 + n_tokens));
+    const Kernels& kern = k_;
+    // One work item per (token, query head).
+    pool_.parallel_for(static_cast<int64_t>(n_tokens) * n_heads, [&](int64_t i0, int64_t i1, int tid) {
+      float* scores = score_scratch_[static_cast<size_t>(tid)].data();
+      for (int64_t item = i0; item < i1; ++item) {
+        const int t = static_cast<int>(item / n_heads), h = static_cast<int>(item % n_heads);
+        const int n_keys = pos0 + t + 1;  // causal: keys 0 .. pos
+        const int kvh = h / group;
+        const float* qh = q + item * head_dim;
+        float max_s = -INFINITY;
+        for (int j = 0; j < n_keys; ++j) {
+          scores[j] = kern.dot_f32(qh, k + j * kv_stride + kvh * head_dim, head_dim) * scale;
+          max_s = std::max(max_s, scores[j]);
+        }
+        float sum = 0.0f;
+        for (int j = 0; j < n_keys; ++j) sum += (scores[j] = std::exp(scores[j] - max_s));
+        float* oh = out + item * head_dim;
+        std::fill(oh, oh + head_dim, 0.0f);
+        for (int j = 0; j < n_keys; ++j) {
+          const float p = scores[j];
+          const float* vj = v + j * kv_stride + kvh * head_dim;
+          for (int d = 0; d < head_dim; ++d) oh[d] += p * vj[d];
+        }
+        const float inv = 1.0f / sum;
+        for (int d = 0; d < head_dim; ++d) oh[d] *= inv;
+      }
+    });
+  }
+
+  void swiglu(float* gate, const float* up, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) {
+      const float g = gate[i];
+      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+  }
+
+  void add(float* x, const float* y, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+  }
+
+  void add_bias(float* x, const TensorView& b, int n_tokens) override {
+    const int64_t n = b.numel();
+    const float* bf = static_cast<const float*>(b.data);
+    if (b.dtype != DType::F32) {
+      grow(bias_, static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) bias_[static_cast<size_t>(i)] = load_element(b.dtype, b.data, i);
+      bf = bias_.data();
+    }
+    for (int t = 0; t < n_tokens; ++t)
+      for (int64_t i = 0; i < n; ++i) x[t * n + i] += bf[i];
+  }
+
+ private:
+  ThreadPool pool_;
+  const Kernels& k_;
+  std::vector<BlockQ8X> xq_;                      // quantized activations of one matmul call
+  std::vector<std::vector<float>> row_scratch_;   // per thread: one dequantized weight row
+  std::vector<std::vector<float>> score_scratch_; // per thread: attention scores of one query
+  std::vector<float> norm_w_, bias_, rope_cs_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend_isa(int n_threads, CpuIsa isa) {
+  assert(cpu_supports_isa(isa));
+  return std::make_unique<CpuBackend>(n_threads, isa);
+}
+
+std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return make_cpu_backend_isa(n_threads, cpu_best_isa()); }
+
+}  // namespace tern

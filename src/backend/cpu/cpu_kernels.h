@@ -1,0 +1,49 @@
+// The CPU backend's inner kernels: dot products of one weight row with one activation row, one table of
+// function pointers per instruction set. cpu_backend.cpp picks a table at run time (runtime dispatch; the
+// library is built without -march), the SIMD tables live in files whose functions carry target attributes.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/cpu/cpu_backend.h"
+
+namespace tern::cpu {
+
+constexpr int kQ8XBlock = 32;
+
+// An activation block for the integer dot products: 32 values quantized to int8 with one f32 scale,
+// qs = round(x / d) with d = max|x| / 127, and sum = d * sum(qs) (the block's sum as seen by the codes,
+// used by types with an offset such as Q4_1 and Q4_K).
+struct BlockQ8X {
+  float d;
+  float sum;
+  int8_t qs[32];
+};
+static_assert(sizeof(BlockQ8X) == 40);
+
+// Quantizes n (a multiple of 32) floats into n / 32 blocks.
+void quantize_row_q8x(const float* x, BlockQ8X* out, int64_t n);
+
+struct Kernels {
+  // Float weights against f32 activations; n elements.
+  float (*dot_f32)(const float* w, const float* x, int64_t n);
+  float (*dot_f16)(const uint16_t* w, const float* x, int64_t n);
+  float (*dot_bf16)(const uint16_t* w, const float* x, int64_t n);
+  // Quantized weights (n_blocks blocks of 32 elements) against quantized activations.
+  float (*dot_q8_0)(const void* w, const BlockQ8X* x, int64_t n_blocks);
+  float (*dot_q4_0)(const void* w, const BlockQ8X* x, int64_t n_blocks);
+  float (*dot_q4_1)(const void* w, const BlockQ8X* x, int64_t n_blocks);
+  // One weight row against kTokenTile activation rows (x, x + x_stride, ...): the weight codes are unpacked
+  // once for all of them (prefill). out[j] is the dot with row j. Null where an ISA has no tiled form.
+  void (*dot4_q8_0)(const void* w, const BlockQ8X* x, int64_t x_stride, int64_t n_blocks, float* out);
+  void (*dot4_q4_0)(const void* w, const BlockQ8X* x, int64_t x_stride, int64_t n_blocks, float* out);
+  void (*dot4_q4_1)(const void* w, const BlockQ8X* x, int64_t x_stride, int64_t n_blocks, float* out);
+};
+
+constexpr int kTokenTile = 4;
+
+const Kernels& scalar_kernels();
+const Kernels& avx2_kernels();    // requires avx2, fma, f16c
+const Kernels& avx512_kernels();  // requires avx512f/bw/vl/vnni (and avx2, fma, f16c)
+
+}  // namespace tern::cpu

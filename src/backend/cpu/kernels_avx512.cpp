@@ -1,0 +1,249 @@
+// AVX-512 kernels (F, BW, VL, VNNI; Zen 4, Ice Lake and later). Float dots run 16 lanes wide with masked
+// tails; integer dots use VNNI's vpdpbusd (unsigned x signed bytes, four products summed straight into an
+// int32 lane, so no int16 intermediate that could saturate). Signed Q8_0 weights use the sign trick: |w| as
+// the unsigned operand and x carrying w's sign as the signed one, so |w| * sign(w) * x = w * x.
+#include <immintrin.h>
+
+// GCC 12's avx512fintrin.h builds "undefined" vectors by self-initialisation (__m512 __Y = __Y;), which
+// -Wuninitialized reports at every inlined use (GCC bug 105593, fixed in GCC 13). The warning is about the
+// header's idiom, not this file's code.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include "backend/cpu/cpu_kernels.h"
+#include "core/quant.h"
+
+#define TERN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+namespace tern::cpu {
+
+namespace {
+
+TERN_AVX512 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+TERN_AVX512 inline __mmask16 tail_mask(int64_t left) {
+  return static_cast<__mmask16>(left >= 16 ? 0xFFFF : (1u << left) - 1u);
+}
+
+TERN_AVX512 float dot_f32(const float* w, const float* x, int64_t n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, x + i), a0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+TERN_AVX512 float dot_f16(const uint16_t* w, const float* x, int64_t n) {
+  __m512 a0 = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 wf = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + i));
+    a0 = _mm512_fmadd_ps(wf, _mm512_maskz_loadu_ps(m, x + i), a0);
+  }
+  return _mm512_reduce_add_ps(a0);
+}
+
+// bf16 is the top half of an f32: widen to 32 bits and shift left 16 (exact, no rounding of x).
+TERN_AVX512 float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
+  __m512 a0 = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512i u = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, w + i));
+    a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(u, 16)), _mm512_maskz_loadu_ps(m, x + i), a0);
+  }
+  return _mm512_reduce_add_ps(a0);
+}
+
+TERN_AVX512 inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+TERN_AVX512 inline __m256 dot_u8s8(__m256i u, __m256i s) {
+  return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s));
+}
+
+TERN_AVX512 inline __m256i unpack_q4(const uint8_t* qs) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
+}
+
+// Two blocks per step in one zmm register: the int32 lanes 0..7 hold block b's four-byte group sums and
+// lanes 8..15 block b + 1's, scaled by a vector holding each block's dw * dx in its half. A final odd block
+// goes through the 256-bit form.
+TERN_AVX512 inline __m512 scale2(float s0, float s1) {
+  return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+}
+
+TERN_AVX512 inline __m512i load_x2(const BlockQ8X* x) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[0].qs))),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[1].qs)), 1);
+}
+
+// Codes of two Q4 blocks in element order: [lo(b), hi(b), lo(b+1), hi(b+1)] as four 16-byte lanes.
+TERN_AVX512 inline __m512i unpack_q4_x2(const uint8_t* qs0, const uint8_t* qs1) {
+  const __m256i q = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs1)),
+                                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs0)));
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+  // [lo(b), lo(b+1), hi(b), hi(b+1)] -> lanes (0, 2, 1, 3).
+  const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  return _mm512_shuffle_i64x2(w, w, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+TERN_AVX512 inline __m512 dot_u8s8_x2(__m512i u, __m512i s) {
+  return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s));
+}
+
+TERN_AVX512 float dot_q8_0(const void* w, const BlockQ8X* x, int64_t nb) {
+  const BlockQ8_0* wb = static_cast<const BlockQ8_0*>(w);
+  __m512 acc2 = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const __m512i qw = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[b].qs))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[b + 1].qs)), 1);
+    const __m512i qx = load_x2(x + b);
+    // Sign trick: |w| (unsigned) times x carrying w's sign.
+    const __m512i aw = _mm512_abs_epi8(qw);
+    const __m512i sx = _mm512_mask_sub_epi8(qx, _mm512_movepi8_mask(qw), _mm512_setzero_si512(), qx);
+    acc2 = _mm512_fmadd_ps(scale2(h2f(wb[b].d) * x[b].d, h2f(wb[b + 1].d) * x[b + 1].d), dot_u8s8_x2(aw, sx), acc2);
+  }
+  __m256 acc = _mm256_setzero_ps();
+  for (; b < nb; ++b) {
+    const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[b].qs));
+    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+    const __m256 p = dot_u8s8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(wb[b].d) * x[b].d), p, acc);
+  }
+  return _mm512_reduce_add_ps(acc2) + hsum8(acc);
+}
+
+// Q4_0 and Q4_1 share the code products; they differ in the per-block offset term (see kernels_scalar.cpp):
+// Q4_0 adds -8 * dw * (dx * sum qx), Q4_1 adds m * (dx * sum qx).
+template <bool kQ4_1, class Block>
+TERN_AVX512 inline float dot_q4(const Block* wb, const BlockQ8X* x, int64_t nb) {
+  __m512 acc2 = _mm512_setzero_ps();
+  float off0 = 0.0f, off1 = 0.0f;
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const float d0 = h2f(wb[b].d), d1 = h2f(wb[b + 1].d);
+    const __m512 p = dot_u8s8_x2(unpack_q4_x2(wb[b].qs, wb[b + 1].qs), load_x2(x + b));
+    acc2 = _mm512_fmadd_ps(scale2(d0 * x[b].d, d1 * x[b + 1].d), p, acc2);
+    if constexpr (kQ4_1) {
+      off0 += h2f(wb[b].m) * x[b].sum;
+      off1 += h2f(wb[b + 1].m) * x[b + 1].sum;
+    } else {
+      off0 += d0 * x[b].sum;
+      off1 += d1 * x[b + 1].sum;
+    }
+  }
+  __m256 acc = _mm256_setzero_ps();
+  for (; b < nb; ++b) {
+    const float d = h2f(wb[b].d);
+    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x[b].d), dot_u8s8(unpack_q4(wb[b].qs), qx), acc);
+    if constexpr (kQ4_1) off0 += h2f(wb[b].m) * x[b].sum;
+    else off0 += d * x[b].sum;
+  }
+  const float dots = _mm512_reduce_add_ps(acc2) + hsum8(acc);
+  return kQ4_1 ? dots + (off0 + off1) : dots - 8.0f * (off0 + off1);
+}
+
+TERN_AVX512 float dot_q4_0(const void* w, const BlockQ8X* x, int64_t nb) {
+  return dot_q4<false>(static_cast<const BlockQ4_0*>(w), x, nb);
+}
+
+TERN_AVX512 float dot_q4_1(const void* w, const BlockQ8X* x, int64_t nb) {
+  return dot_q4<true>(static_cast<const BlockQ4_1*>(w), x, nb);
+}
+
+// Four tokens per weight row: the two blocks' codes are unpacked (or sign-split, for Q8_0) once and fed to
+// four vpdpbusd against four tokens' activations; the four accumulators are independent chains.
+template <int kType>  // 0: Q8_0, 1: Q4_0, 2: Q4_1
+TERN_AVX512 inline void dot4(const void* w, const BlockQ8X* x, int64_t xs, int64_t nb, float* out) {
+  constexpr int T = kTokenTile;
+  __m512 acc[T];
+  float off[T];
+  for (int j = 0; j < T; ++j) acc[j] = _mm512_setzero_ps(), off[j] = 0.0f;
+  const uint8_t* base = static_cast<const uint8_t*>(w);
+  constexpr size_t bsz = kType == 0 ? sizeof(BlockQ8_0) : kType == 1 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const uint8_t* b0 = base + b * bsz;
+    const uint8_t* b1 = b0 + bsz;
+    uint16_t h0, h1;
+    __builtin_memcpy(&h0, b0, 2);
+    __builtin_memcpy(&h1, b1, 2);
+    const float d0 = h2f(h0), d1 = h2f(h1);
+    const __m512 dw = scale2(d0, d1);
+    __m512i u;
+    __mmask64 neg = 0;
+    if constexpr (kType == 0) {
+      const __m512i qw = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + 2))),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1 + 2)), 1);
+      u = _mm512_abs_epi8(qw);
+      neg = _mm512_movepi8_mask(qw);
+    } else {
+      constexpr size_t qoff = kType == 1 ? 2 : 4;
+      u = unpack_q4_x2(b0 + qoff, b1 + qoff);
+    }
+    float m0 = 0.0f, m1 = 0.0f;
+    if constexpr (kType == 2) {
+      uint16_t g0, g1;
+      __builtin_memcpy(&g0, b0 + 2, 2);
+      __builtin_memcpy(&g1, b1 + 2, 2);
+      m0 = h2f(g0), m1 = h2f(g1);
+    } else if constexpr (kType == 1) {
+      m0 = -8.0f * d0, m1 = -8.0f * d1;
+    }
+    for (int j = 0; j < T; ++j) {
+      const BlockQ8X* xb = x + j * xs + b;
+      __m512i s = load_x2(xb);
+      if constexpr (kType == 0) s = _mm512_mask_sub_epi8(s, neg, _mm512_setzero_si512(), s);
+      acc[j] = _mm512_fmadd_ps(_mm512_mul_ps(dw, scale2(xb[0].d, xb[1].d)), dot_u8s8_x2(u, s), acc[j]);
+      if constexpr (kType != 0) off[j] += m0 * xb[0].sum + m1 * xb[1].sum;
+    }
+  }
+  for (int j = 0; j < T; ++j) {
+    float tail = 0.0f;
+    if (b < nb) {  // the odd last block through the single-token kernels
+      const void* wl = base + b * bsz;
+      tail = kType == 0 ? dot_q8_0(wl, x + j * xs + b, nb - b)
+           : kType == 1 ? dot_q4_0(wl, x + j * xs + b, nb - b)
+                        : dot_q4_1(wl, x + j * xs + b, nb - b);
+    }
+    out[j] = _mm512_reduce_add_ps(acc[j]) + off[j] + tail;
+  }
+}
+
+TERN_AVX512 void dot4_q8_0(const void* w, const BlockQ8X* x, int64_t xs, int64_t nb, float* out) {
+  dot4<0>(w, x, xs, nb, out);
+}
+TERN_AVX512 void dot4_q4_0(const void* w, const BlockQ8X* x, int64_t xs, int64_t nb, float* out) {
+  dot4<1>(w, x, xs, nb, out);
+}
+TERN_AVX512 void dot4_q4_1(const void* w, const BlockQ8X* x, int64_t xs, int64_t nb, float* out) {
+  dot4<2>(w, x, xs, nb, out);
+}
+
+constexpr Kernels kAvx512 = {dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1,
+                             dot4_q8_0, dot4_q4_0, dot4_q4_1};
+
+}  // namespace
+
+const Kernels& avx512_kernels() { return kAvx512; }
+
+}  // namespace tern::cpu

@@ -1,0 +1,264 @@
+// The CPU backend against the reference backend: every op, every weight type, on every instruction-set path
+// this machine can run (each forced through make_cpu_backend_isa), on seeded random inputs of awkward sizes
+// (rows not a multiple of the thread count or the row block, token counts 1, 7 and 33). Tolerances are
+// derived next to each assertion.
+#include <gtest/gtest.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
+#include "core/quant.h"
+#include "core/rng.h"
+
+namespace {
+
+using namespace tern;
+
+std::vector<CpuIsa> isas() {
+  std::vector<CpuIsa> v;
+  for (CpuIsa i : {CpuIsa::Scalar, CpuIsa::Avx2, CpuIsa::Avx512})
+    if (cpu_supports_isa(i)) v.push_back(i);
+  return v;
+}
+
+std::vector<float> random_floats(Rng& rng, size_t n, float lo = -1.0f, float hi = 1.0f) {
+  std::vector<float> v(n);
+  for (auto& x : v) x = lo + (hi - lo) * rng.uniform();
+  return v;
+}
+
+// A weight matrix (n_out, n_in) of type t with its bytes; the fp32 values the reference sees come from
+// dequantizing those bytes, so both backends read the same weights.
+struct Weights {
+  std::vector<uint8_t> bytes;
+  TensorView view;
+  std::vector<float> f32;  // dequantized, row-major
+};
+
+Weights make_weights(DType t, int64_t n_out, int64_t n_in, uint64_t seed) {
+  Rng rng(seed);
+  Weights w;
+  const size_t rb = row_bytes(t, static_cast<uint64_t>(n_in));
+  EXPECT_GT(rb, 0u) << dtype_name(t) << " n_in " << n_in;
+  w.bytes.resize(rb * static_cast<size_t>(n_out));
+  for (int64_t r = 0; r < n_out; ++r) {
+    uint8_t* row = w.bytes.data() + r * rb;
+    if (can_quantize(t)) {
+      std::vector<float> src = random_floats(rng, static_cast<size_t>(n_in));
+      quantize_row(t, src.data(), row, n_in);
+    } else {
+      // Types tern cannot produce: random codes, then every block's f16 scale fields set to small values
+      // (random bytes there could be NaN or huge).
+      for (size_t i = 0; i < rb; ++i) row[i] = static_cast<uint8_t>(rng.next_u32());
+      const auto info = dtype_info(static_cast<uint32_t>(t));
+      const size_t bb = info->block_bytes;
+      const uint16_t d = f32_to_f16(0.01f), d2 = f32_to_f16(0.002f);
+      for (size_t b = 0; b < rb / bb; ++b) {
+        uint8_t* blk = row + b * bb;
+        auto put = [&](size_t off, uint16_t v) { std::memcpy(blk + off, &v, 2); };
+        switch (t) {
+          case DType::Q5_0: put(0, d); break;
+          case DType::Q5_1: put(0, d), put(2, d2); break;
+          case DType::Q2_K: put(offsetof(BlockQ2_K, d), d), put(offsetof(BlockQ2_K, dmin), d2); break;
+          case DType::Q3_K: put(offsetof(BlockQ3_K, d), d); break;
+          case DType::Q5_K: put(offsetof(BlockQ5_K, d), d), put(offsetof(BlockQ5_K, dmin), d2); break;
+          case DType::Q6_K: put(offsetof(BlockQ6_K, d), d); break;
+          default: ADD_FAILURE() << "no scale layout for " << dtype_name(t);
+        }
+      }
+    }
+  }
+  w.view.name = "w";
+  w.view.dtype = t;
+  w.view.shape = {n_out, n_in};
+  w.view.data = w.bytes.data();
+  w.view.nbytes = w.bytes.size();
+  w.f32.resize(static_cast<size_t>(n_out * n_in));
+  for (int64_t r = 0; r < n_out; ++r) row_to_f32(t, w.view.row_ptr(r), w.f32.data() + r * n_in, n_in);
+  return w;
+}
+
+bool int8_activations(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
+
+void check_matmul(DType t, int64_t n_out, int64_t n_in, int n_tokens, int n_threads, CpuIsa isa) {
+  SCOPED_TRACE(testing::Message() << dtype_name(t) << " " << n_out << "x" << n_in << " tokens " << n_tokens
+                                  << " threads " << n_threads << " " << cpu_isa_name(isa));
+  Weights w = make_weights(t, n_out, n_in, 1000 + static_cast<uint64_t>(t) * 7 + static_cast<uint64_t>(n_in));
+  Rng rng(42 + static_cast<uint64_t>(n_tokens));
+  std::vector<float> x = random_floats(rng, static_cast<size_t>(n_tokens * n_in), -2.0f, 2.0f);
+  std::vector<float> ref(static_cast<size_t>(n_tokens * n_out)), got(ref.size(), NAN);
+  make_reference_backend()->matmul(w.view, x.data(), n_tokens, ref.data());
+  auto cpu = make_cpu_backend_isa(n_threads, isa);
+  cpu->matmul(w.view, x.data(), n_tokens, got.data());
+  for (int tk = 0; tk < n_tokens; ++tk) {
+    const float* xt = x.data() + tk * n_in;
+    for (int64_t r = 0; r < n_out; ++r) {
+      const float* wr = w.f32.data() + r * n_in;
+      // Rounding of an fp32 sum of n products, in any order: at most n * u * sum|w_i x_i| (Higham, "Accuracy
+      // and Stability of Numerical Algorithms", 3.1), u = FLT_EPSILON / 2. The reference sums in double.
+      double absdot = 0.0;
+      for (int64_t i = 0; i < n_in; ++i) absdot += std::fabs(static_cast<double>(wr[i]) * xt[i]);
+      double tol = static_cast<double>(n_in) * (FLT_EPSILON / 2) * absdot + 1e-6;
+      if (int8_activations(t)) {
+        // x is rounded to d * round(x / d) per block of 32 with d = max|x_block| / 127, so each x_i moves by
+        // at most d / 2 and the dot by at most sum_blocks (d_b / 2) * sum_{i in b} |w_i| (products of codes are
+        // exact in int32; the block sums pick up the same fp32 rounding as above, counted twice for slack).
+        tol *= 2;
+        for (int64_t b = 0; b < n_in / 32; ++b) {
+          double amax = 0.0, wsum = 0.0;
+          for (int i = 0; i < 32; ++i) {
+            amax = std::max(amax, std::fabs(static_cast<double>(xt[b * 32 + i])));
+            wsum += std::fabs(static_cast<double>(wr[b * 32 + i]));
+          }
+          tol += amax / 127.0 / 2.0 * wsum * 1.001;
+        }
+      }
+      const float g = got[static_cast<size_t>(tk * n_out + r)], e = ref[static_cast<size_t>(tk * n_out + r)];
+      ASSERT_LE(std::fabs(static_cast<double>(g) - e), tol) << "row " << r << " token " << tk << ": " << g << " vs " << e;
+    }
+  }
+}
+
+TEST(CpuBackend, MatmulEveryTypeEveryIsa) {
+  struct Case {
+    DType t;
+    std::vector<int64_t> n_in;
+  };
+  const std::vector<Case> cases = {
+      {DType::F32, {67, 576}},       {DType::F16, {67, 576}},        {DType::BF16, {67, 576}},
+      {DType::Q8_0, {96, 576}},      {DType::Q4_0, {96, 576}},       {DType::Q4_1, {96, 576}},
+      {DType::Q5_0, {96}},           {DType::Q5_1, {96}},            {DType::Q4_K, {256, 768, 2048}},
+      {DType::Q6_K, {256, 768, 2048}}, {DType::Q2_K, {256}},         {DType::Q3_K, {256}},
+      {DType::Q5_K, {256}},
+  };
+  for (CpuIsa isa : isas())
+    for (const Case& c : cases)
+      for (int64_t n_in : c.n_in)
+        for (int n_tokens : {1, 7, 33}) check_matmul(c.t, 37, n_in, n_tokens, 2, isa);
+}
+
+TEST(CpuBackend, MatmulThreadCounts) {
+  // 1 thread, more threads than cores, and more threads than rows.
+  for (int threads : {1, 3, 5})
+    for (DType t : {DType::F32, DType::Q4_1}) check_matmul(t, 4, 64, 7, threads, cpu_best_isa());
+  check_matmul(DType::Q8_0, 301, 128, 1, 3, cpu_best_isa());
+}
+
+TensorView f32_view(const std::vector<float>& v, std::vector<int64_t> shape) {
+  TensorView t;
+  t.name = "v";
+  t.dtype = DType::F32;
+  t.shape = std::move(shape);
+  t.data = v.data();
+  t.nbytes = v.size() * 4;
+  return t;
+}
+
+TEST(CpuBackend, Embedding) {
+  for (DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_K}) {
+    const int64_t dim = t == DType::Q4_K ? 256 : 64;
+    Weights table = make_weights(t, 50, dim, 7);
+    const std::vector<int> toks = {3, 0, 49, 3, 17};
+    std::vector<float> ref(5 * dim), got(5 * dim);
+    make_reference_backend()->embedding(table.view, toks.data(), 5, ref.data());
+    make_cpu_backend(2)->embedding(table.view, toks.data(), 5, got.data());
+    EXPECT_EQ(ref, got) << dtype_name(t);  // the same dequantization: exact
+  }
+}
+
+TEST(CpuBackend, RmsNorm) {
+  Rng rng(3);
+  for (CpuIsa isa : isas())
+    for (int64_t n : {67, 576})
+      for (int n_tokens : {1, 7}) {
+        std::vector<float> x = random_floats(rng, static_cast<size_t>(n * n_tokens), -3, 3);
+        std::vector<float> w = random_floats(rng, static_cast<size_t>(n));
+        std::vector<float> ref(x.size()), got(x.size());
+        make_reference_backend()->rmsnorm(x.data(), f32_view(w, {n}), 1e-5f, n_tokens, ref.data());
+        make_cpu_backend_isa(2, isa)->rmsnorm(x.data(), f32_view(w, {n}), 1e-5f, n_tokens, got.data());
+        // The sum of squares is fp32 here (at most n * u relative error, halved by the square root) and
+        // double in the reference; then two fp32 products: bound (n / 2 + 3) * u relative.
+        for (size_t i = 0; i < ref.size(); ++i)
+          ASSERT_NEAR(got[i], ref[i], (static_cast<double>(n) / 2 + 3) * FLT_EPSILON / 2 * std::fabs(ref[i]) + 1e-7)
+              << cpu_isa_name(isa) << " i " << i;
+      }
+}
+
+TEST(CpuBackend, RopeBothStylesIsExact) {
+  Rng rng(4);
+  const int n_heads = 3, head_dim = 16;
+  std::vector<float> freqs(head_dim / 2);
+  for (int i = 0; i < head_dim / 2; ++i) freqs[i] = std::pow(10000.0f, -2.0f * i / head_dim);
+  for (RopeStyle style : {RopeStyle::Adjacent, RopeStyle::HalfSplit})
+    for (int n_tokens : {1, 7}) {
+      std::vector<float> a = random_floats(rng, static_cast<size_t>(n_tokens * n_heads * head_dim)), b = a;
+      make_reference_backend()->rope(a.data(), n_tokens, n_heads, head_dim, 5, freqs.data(), style);
+      make_cpu_backend(2)->rope(b.data(), n_tokens, n_heads, head_dim, 5, freqs.data(), style);
+      EXPECT_EQ(a, b);  // the same cos/sin (double angle) and the same fp32 rotation: bit-identical
+    }
+}
+
+TEST(CpuBackend, AttentionGqa) {
+  Rng rng(5);
+  for (CpuIsa isa : isas())
+    for (int n_tokens : {1, 7, 33})
+      for (int pos0 : {0, 11}) {
+        const int n_heads = 6, n_kv = 2, hd = 40, n_pos = pos0 + n_tokens;
+        std::vector<float> q = random_floats(rng, static_cast<size_t>(n_tokens * n_heads * hd));
+        std::vector<float> k = random_floats(rng, static_cast<size_t>(n_pos * n_kv * hd));
+        std::vector<float> v = random_floats(rng, static_cast<size_t>(n_pos * n_kv * hd));
+        std::vector<float> ref(q.size()), got(q.size());
+        make_reference_backend()->attention(q.data(), k.data(), v.data(), n_tokens, pos0, n_heads, n_kv, hd,
+                                            ref.data());
+        make_cpu_backend_isa(2, isa)->attention(q.data(), k.data(), v.data(), n_tokens, pos0, n_heads, n_kv, hd,
+                                                got.data());
+        // fp32 scores (|s| <= hd / sqrt(hd) ~ 6.3 here, error <= hd * u * 6.3 absolute, which exp turns into
+        // the same relative error on each weight), fp32 sums over at most n_pos terms: each output, a convex
+        // combination of v values in [-1, 1], moves by at most about (6.3 * hd + 2 * n_pos) * u ~ 2e-5.
+        const double tol = (6.3 * hd + 2.0 * n_pos + 8) * FLT_EPSILON / 2 * 2;
+        for (size_t i = 0; i < ref.size(); ++i)
+          ASSERT_NEAR(got[i], ref[i], tol) << cpu_isa_name(isa) << " tokens " << n_tokens << " pos0 " << pos0;
+      }
+}
+
+TEST(CpuBackend, ElementwiseOps) {
+  Rng rng(6);
+  const int64_t n = 1001;
+  auto ref = make_reference_backend();
+  auto cpu = make_cpu_backend(2);
+  std::vector<float> g = random_floats(rng, n, -8, 8), u = random_floats(rng, n), g2 = g;
+  ref->swiglu(g.data(), u.data(), n);
+  cpu->swiglu(g2.data(), u.data(), n);
+  EXPECT_EQ(g, g2);  // the same fp32 formula
+  std::vector<float> x = random_floats(rng, n), x2 = x, y = random_floats(rng, n);
+  ref->add(x.data(), y.data(), n);
+  cpu->add(x2.data(), y.data(), n);
+  EXPECT_EQ(x, x2);
+  for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+    Weights b = make_weights(t, 1, 77, 9);
+    b.view.shape = {77};
+    std::vector<float> a = random_floats(rng, 77 * 3), a2 = a;
+    ref->add_bias(a.data(), b.view, 3);
+    cpu->add_bias(a2.data(), b.view, 3);
+    EXPECT_EQ(a, a2) << dtype_name(t);
+  }
+}
+
+TEST(CpuBackend, MakeBackendByName) {
+  auto c = make_backend("cpu", 2);
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_STREQ(c.value()->name(), "cpu");
+  auto r = make_backend("reference", 0);
+  ASSERT_TRUE(r.ok());
+  EXPECT_STREQ(r.value()->name(), "reference");
+  auto bad = make_backend("gpu9000", 1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("gpu9000"), std::string::npos);
+  EXPECT_NE(bad.message().find("cpu, reference"), std::string::npos);
+}
+
+}  // namespace
