@@ -57,12 +57,19 @@ static std::string quote(const std::string& s) {
   return q + "'";
 }
 
-CmdResult run_tern(const std::vector<std::string>& args, const std::string& stdin_text) {
+CmdResult run_tern(const std::vector<std::string>& args, const std::string& stdin_text,
+                   const std::vector<std::string>& env) {
   static int counter = 0;
   std::string dir = temp_dir();
   std::string base = dir + "/cmd" + std::to_string(counter++);
   write_file(base + ".in", stdin_text);
-  std::string cmd = quote(TERN_EXE);
+  std::string cmd;
+  if (!env.empty()) {
+    cmd = "env";
+    for (const auto& e : env) cmd += " " + quote(e);
+    cmd += " ";
+  }
+  cmd += quote(TERN_EXE);
   for (const auto& a : args) cmd += " " + quote(a);
   cmd += " <" + quote(base + ".in") + " >" + quote(base + ".out") + " 2>" + quote(base + ".err");
   int rc = std::system(cmd.c_str());

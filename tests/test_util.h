@@ -25,7 +25,9 @@ struct CmdResult {
   std::string err;
 };
 // Runs the tern executable with the given arguments (each shell-quoted), capturing stdout and stderr.
-CmdResult run_tern(const std::vector<std::string>& args, const std::string& stdin_text = "");
+// `env` holds extra environment assignments ("NAME=value") for that one run.
+CmdResult run_tern(const std::vector<std::string>& args, const std::string& stdin_text = "",
+                   const std::vector<std::string>& env = {});
 
 }  // namespace tern_test
 

@@ -1,5 +1,6 @@
 #include "runtime/generate.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace tern {
@@ -25,10 +26,17 @@ Status generate(LlamaModel& model, const Tokenizer& tok, const std::vector<int>&
   if (n_prompt > model.n_ctx())
     return error("the prompt has " + std::to_string(n_prompt) + " tokens, more than the context length " +
                  std::to_string(model.n_ctx()));
-  st.prompt_tokens = n_prompt;
+  if (opts.n_past < 0 || opts.n_past >= n_prompt)
+    return error("n_past " + std::to_string(opts.n_past) + " must be in [0, " + std::to_string(n_prompt) +
+                 ") so that at least one prompt token is prefilled");
+  st.prompt_tokens = n_prompt - opts.n_past;
 
-  if (opts.echo_prompt)
-    for (int i = 1; i < n_prompt; ++i) on_text(printable_piece(tok.decode_piece(prompt_ids[i - 1], prompt_ids[i])));
+  if (opts.echo_prompt) {
+    // BOS prints nothing; a prompt without it (tokenizers that add none) is echoed from its first token.
+    const int first = prompt_ids[0] == tok.bos_id() ? 1 : 0;
+    for (int i = first; i < n_prompt; ++i)
+      on_text(printable_piece(tok.decode_piece(i > 0 ? prompt_ids[i - 1] : -1, prompt_ids[i])));
+  }
 
   const int vocab = model.config().vocab_size;
   std::vector<float> logits(static_cast<size_t>(vocab));
@@ -37,7 +45,7 @@ Status generate(LlamaModel& model, const Tokenizer& tok, const std::vector<int>&
   Sampler sampler(opts.sampler, vocab);
 
   auto t0 = Clock::now();
-  TERN_TRY(model.forward(prompt_ids.data(), n_prompt, 0, logits.data()));
+  TERN_TRY(model.forward(prompt_ids.data() + opts.n_past, n_prompt - opts.n_past, opts.n_past, logits.data()));
   auto t1 = Clock::now();
   st.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
 
@@ -45,7 +53,8 @@ Status generate(LlamaModel& model, const Tokenizer& tok, const std::vector<int>&
   int prev = prompt_ids.back();
   for (int i = 0; i < opts.max_new_tokens; ++i) {
     const int next = sampler.sample(logits.data(), history);
-    if (opts.stop_at_eos && (next == tok.eos_id() || next == tok.bos_id())) {
+    const bool stop_id = std::find(opts.stop_ids.begin(), opts.stop_ids.end(), next) != opts.stop_ids.end();
+    if (stop_id || (opts.stop_at_eos && (next == tok.eos_id() || next == tok.bos_id()))) {
       st.stopped_at_eos = true;
       break;
     }

@@ -20,6 +20,11 @@ struct GenerateOptions {
   bool stop_at_eos = true;
   // Echo the prompt's text (after BOS) through on_text before the generated text, as llama2.c does.
   bool echo_prompt = true;
+  // The first n_past prompt tokens are already in the model's KV cache (a chat's earlier turns): only the
+  // rest is prefilled.
+  int n_past = 0;
+  // Further token ids that end generation (e.g. a chat template's end-of-turn token). Not printed.
+  std::vector<int> stop_ids;
 };
 
 struct GenerateStats {
@@ -35,8 +40,10 @@ struct GenerateStats {
 // dropped; everything else (including raw UTF-8 bytes from byte-fallback tokens) passes through.
 std::string printable_piece(const std::string& piece);
 
-// Runs generation from `prompt_ids` (which should start with BOS where the model expects it). The model's
-// cache is used from position 0. `on_text` receives each printable piece as soon as it is known.
+// Runs generation from `prompt_ids` (which should start with BOS where the model expects it). Positions
+// 0 .. n_past-1 of the model's cache must already hold prompt_ids[0 .. n_past). `on_text` receives each
+// printable piece as soon as it is known. `out_ids` receives the generated ids (stop token excluded);
+// all of them but the last are in the cache afterwards.
 Status generate(LlamaModel& model, const Tokenizer& tok, const std::vector<int>& prompt_ids,
                 const GenerateOptions& opts, const std::function<void(const std::string&)>& on_text,
                 GenerateStats* stats, std::vector<int>* out_ids = nullptr);

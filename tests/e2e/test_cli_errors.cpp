@@ -132,7 +132,14 @@ TEST(CliErrors, NegativeSeedAndTopK) {
   expect_cli_error({"run", "-m", "/nonexistent.gguf", "--top-k", "-2"}, {"--top-k"});
 }
 
-TEST(CliErrors, RunWithoutModel) { expect_cli_error({"run", "-p", "hello"}, {"--model"}); }
+TEST(CliErrors, RunWithoutModelAndNoDefault) {
+  // Without -m, run falls back to $TERN_MODEL (then the default model): a missing file is named.
+  const std::string missing = temp_dir() + "/no_such_model.gguf";
+  auto r = run_tern({"run", "-p", "hello"}, "", {"TERN_MODEL=" + missing});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find(missing), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
 
 TEST(CliErrors, InfoWithoutModel) { expect_cli_error({"info"}, {"--model"}); }
 

@@ -1,36 +1,32 @@
 // tern run: prompt in, streamed completion out (the llama2.c `run` experience).
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 
 #include "backend/backend.h"
 #include "commands.h"
+#include "common.h"
+#include "runtime/chat.h"
 #include "runtime/generate.h"
 #include "runtime/loaded_model.h"
 
 namespace tern::cli {
 
 int cmd_run(const Args& a) {
-  if (!a.has("model")) return fail("run", "--model (-m) is required");
+  auto path = model_path(a);
+  if (!path) return fail("run", path.message());
   GenerateOptions opts;
   opts.max_new_tokens = static_cast<int>(a.integer("n-predict"));
   if (opts.max_new_tokens < 0) return fail("run", "--n-predict must be >= 0, got " + a.str("n-predict"));
-  SamplerParams& sp = opts.sampler;
-  sp.temperature = static_cast<float>(a.number("temp"));
-  sp.top_k = static_cast<int>(a.integer("top-k"));
-  sp.top_p = static_cast<float>(a.number("top-p"));
-  sp.min_p = static_cast<float>(a.number("min-p"));
-  sp.repeat_penalty = static_cast<float>(a.number("repeat-penalty"));
-  sp.frequency_penalty = static_cast<float>(a.number("frequency-penalty"));
-  sp.presence_penalty = static_cast<float>(a.number("presence-penalty"));
-  sp.penalty_last_n = static_cast<int>(a.integer("penalty-last-n"));
-  sp.seed = a.has("seed") ? a.u64("seed")
-                          : static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-  if (Status s = validate(sp); !s) return fail("run", s.message());
+  auto sp = sampler_params(a);
+  if (!sp) return fail("run", sp.message());
+  opts.sampler = *sp;
   const int64_t ctx_flag = a.integer("ctx");
   if (ctx_flag < 0) return fail("run", "--ctx must be >= 0, got " + a.str("ctx"));
+  const bool chat = a.flag("chat");
+  if (!chat && (a.has("system") || a.has("template")))
+    return fail("run", "--system and --template only apply with --chat");
 
-  auto lm = open_model(a.str("model"), a.str("tokenizer"));
+  auto lm = open_model(*path, a.str("tokenizer"));
   if (!lm) return fail("run", lm.message());
   const ModelConfig& cfg = lm->file->config;
   int n_ctx = ctx_flag == 0 ? std::min(cfg.max_seq_len, 4096) : static_cast<int>(ctx_flag);
@@ -38,13 +34,34 @@ int cmd_run(const Args& a) {
     return fail("run", "--ctx " + std::to_string(n_ctx) + " exceeds the model's context length " +
                            std::to_string(cfg.max_seq_len));
 
-  const std::vector<int> prompt = lm->tokenizer->encode(a.str("prompt"), /*add_bos=*/true);
+  std::vector<int> prompt;
+  std::vector<int> stop_ids;
+  if (chat) {
+    auto tmpl = a.has("template") ? chat_template_by_name(a.str("template")) : model_chat_template(*lm);
+    if (!tmpl) return fail("run", tmpl.message());
+    std::vector<ChatMessage> msgs;
+    if (a.has("system")) msgs.push_back({"system", a.str("system")});
+    msgs.push_back({"user", a.str("prompt")});
+    auto text = render_chat(*tmpl, msgs, true);
+    if (!text) return fail("run", text.message());
+    prompt = lm->tokenizer->encode(*text, false, false, /*parse_special=*/true);
+    stop_ids = chat_stop_ids(*lm->tokenizer, *tmpl);
+    opts.echo_prompt = false;
+  } else {
+    prompt = lm->tokenizer->encode(a.str("prompt"), lm->tokenizer->add_bos_by_default());
+    // A model that adds no BOS still needs one token to start from.
+    if (prompt.empty() && lm->tokenizer->bos_id() >= 0) prompt.push_back(lm->tokenizer->bos_id());
+  }
+  if (prompt.empty()) return fail("run", "the prompt is empty and the tokenizer has no BOS token; give -p");
   if (static_cast<int>(prompt.size()) > n_ctx)
     return fail("run", "the prompt has " + std::to_string(prompt.size()) + " tokens, more than the context length " +
                            std::to_string(n_ctx) + " (see --ctx)");
+  opts.stop_ids = stop_ids;
 
-  auto backend = make_reference_backend();
-  auto model = LlamaModel::create(cfg, lm->file->weights, *backend, n_ctx);
+  if (a.integer("threads") < 0) return fail("run", "--threads must be >= 0, got " + a.str("threads"));
+  auto backend = make_backend(a.str("backend"), static_cast<int>(a.integer("threads")));
+  if (!backend) return fail("run", backend.message());
+  auto model = LlamaModel::create(cfg, lm->file->weights, *backend.value(), n_ctx);
   if (!model) return fail("run", model.message());
 
   GenerateStats st;
@@ -67,7 +84,7 @@ int cmd_run(const Args& a) {
                st.stopped_at_eos ? " (stopped at end of sequence)" : (st.hit_context_limit ? " (context full)" : ""),
                prefill_tps, st.prefill_seconds * 1e3, decode_tps,
                st.generated_tokens ? st.decode_seconds * 1e3 / st.generated_tokens : 0.0,
-               static_cast<unsigned long long>(sp.seed));
+               static_cast<unsigned long long>(opts.sampler.seed));
   return 0;
 }
 

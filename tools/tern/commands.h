@@ -9,9 +9,16 @@
 namespace tern::cli {
 
 int cmd_run(const Args& a);
+int cmd_chat(const Args& a);
 int cmd_tokenize(const Args& a);
 int cmd_info(const Args& a);
 int cmd_logits(const Args& a);
+int cmd_quantize(const Args& a);
+int cmd_convert(const Args& a);
+int cmd_estimate(const Args& a);
+int cmd_hwprobe(const Args& a);
+int cmd_bench(const Args& a);
+int cmd_synth(const Args& a);
 
 const std::vector<CommandSpec>& commands();
 

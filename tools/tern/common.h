@@ -1,0 +1,19 @@
+// Helpers shared by subcommands: the default model, and sampling/model flags read into library structs.
+#pragma once
+
+#include <string>
+
+#include "core/status.h"
+#include "flags.h"
+#include "sampler/sampler.h"
+
+namespace tern::cli {
+
+// -m if given; otherwise $TERN_MODEL; otherwise the default model that scripts/setup.sh fetches
+// (models/SmolLM2-135M-Instruct.Q4_1.gguf beside the build directory or under the current directory).
+Result<std::string> model_path(const Args& a);
+
+// The sampling flags shared by run and chat (--temp, --top-k, ..., --seed), validated.
+Result<SamplerParams> sampler_params(const Args& a);
+
+}  // namespace tern::cli
