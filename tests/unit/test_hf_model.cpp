@@ -190,7 +190,7 @@ TEST_P(HfModelGolden, LogitsMatchTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(HfModel, HfModelGolden, ::testing::ValuesIn(kFixtureNames),
-                         [](const auto& info) { return std::string(info.param); });
+                         [](const auto& p) { return std::string(p.param); });
 
 TEST(HfModelFixtures, ConfigsAreWhatTheyClaim) {
   auto a = load_model_file(kFixtures + "llama_gqa_tied");
@@ -605,7 +605,7 @@ TEST_P(ConvertFixture, GgufGivesTheSameLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Convert, ConvertFixture, ::testing::ValuesIn(kFixtureNames),
-                         [](const auto& info) { return std::string(info.param); });
+                         [](const auto& p) { return std::string(p.param); });
 
 TEST(Convert, MetadataAndRopeFreqsLikeLlamaCpp) {
   auto hf = load_model_file(kFixtures + "llama_llama3_untied_sharded");

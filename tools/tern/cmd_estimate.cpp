@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -115,7 +116,11 @@ Result<Measured> bench_subprocess(const std::string& bench_args, const std::stri
   subst("{model}", shell_quote(model));
   subst("{prompt}", std::to_string(w.prompt));
   subst("{output}", std::to_string(w.output));
-  const std::string cmd = "/proc/self/exe bench " + args + " 2>/dev/null";
+  // Resolved here: inside popen's shell, /proc/self/exe would name the shell, not tern.
+  std::error_code ec;
+  const std::string exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec) return error("cannot find the tern executable (/proc/self/exe): " + ec.message());
+  const std::string cmd = shell_quote(exe) + " bench " + args + " 2>/dev/null";
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return error("cannot run: " + cmd);
   std::string out;

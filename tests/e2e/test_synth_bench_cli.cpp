@@ -1,0 +1,101 @@
+// `tern synth` and `tern bench` end to end: a full-size stories15M synthesised and run, bench's JSON on
+// stories260K (the keys `tern estimate --validate` reads included), and bad input as one-line errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+using namespace tern_test;
+
+namespace {
+
+void expect_one_line_error(const CmdResult& r, std::initializer_list<std::string> parts) {
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  for (const auto& p : parts)
+    EXPECT_NE(r.err.find(p), std::string::npos) << "stderr lacks '" << p << "': " << r.err;
+}
+
+std::string fake_hwprobe() {
+  const std::string path = temp_dir() + "/hwprobe_bench_fake.json";
+  write_file(path, R"({"tern_hwprobe": 1, "date": "2025-01-01T00:00:00Z", "quick": true, "cpu": "Test CPU",
+    "arch": "x86_64", "logical_cpus": 2, "physical_cores": 2, "threads": 2, "mem_total_bytes": 25000000000,
+    "isa": ["avx2", "fma"], "caches": [{"level": 3, "type": "Unified", "size_bytes": 33554432, "instances": 1}],
+    "bandwidth": {"array_bytes": 134217728, "read_bytes_per_s": 45e9, "read_one_thread_bytes_per_s": 30e9,
+                  "copy_bytes_per_s": 30e9, "triad_bytes_per_s": 32e9},
+    "peaks": [{"path": "avx2_fma_f32", "dtype": "f32", "what": "test", "one_thread_per_s": 80e9,
+               "all_threads_per_s": 160e9}], "seconds": 1})");
+  return path;
+}
+
+}  // namespace
+
+TEST(SynthCli, Stories15MFullSizeRuns) {
+  const std::string out = temp_dir() + "/synth_stories15M_f32.gguf";
+  const CmdResult s = run_tern({"synth", "--shape", "stories15M", "--type", "F32", "-o", out, "--seed", "3"});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_NE(s.err.find("6 layers"), std::string::npos) << s.err;
+  const CmdResult info = run_tern({"info", "-m", out});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  const CmdResult r = run_tern({"run", "-m", out, "--temp", "0", "-n", "8", "-p", "Once upon a time"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("generated tokens"), std::string::npos) << r.err;
+  std::filesystem::remove(out);
+}
+
+TEST(BenchCli, JsonOnStories260K) {
+  TERN_REQUIRE_SHARED(model, "models/stories260K/stories260K.gguf");
+  const CmdResult r = run_tern({"bench", "-m", model, "-p", "16", "-n", "8", "-r", "2", "--json", "--hw-file",
+                                fake_hwprobe()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"prefill_tok_s", "decode_tok_s", "prefill_ms_per_token", "decode_ms_per_token",
+                        "decode_bytes_per_token", "gb_s", "roofline_pct", "load_seconds"})
+    EXPECT_GT(j.at(k).get<double>(), 0) << k;
+  EXPECT_GE(j.at("prefill_tok_s_sd").get<double>(), 0);
+  EXPECT_GE(j.at("decode_tok_s_sd").get<double>(), 0);
+  EXPECT_GT(j.at("peak_rss_bytes").get<int64_t>(), 0);
+  EXPECT_EQ(j.at("repetitions"), 2);
+  EXPECT_EQ(j.at("prompt"), 16);
+  EXPECT_EQ(j.at("output"), 8);
+  EXPECT_EQ(j.at("backend"), "cpu");  // the default backend
+  EXPECT_EQ(j.at("model"), model);
+  EXPECT_NEAR(j.at("mem_bandwidth_gb_s").get<double>(), 45.0, 1e-9);
+  EXPECT_NEAR(j.at("roofline_pct").get<double>(),
+              100 * j.at("gb_s").get<double>() / 45.0, 1e-6);
+
+  // Without a probe the roofline columns are null; the human table names the phases.
+  const CmdResult n = run_tern({"bench", "-m", model, "-p", "8", "-n", "4", "-r", "1", "--json", "--no-roofline"});
+  ASSERT_EQ(n.exit_code, 0) << n.err;
+  EXPECT_TRUE(nlohmann::json::parse(n.out).at("roofline_pct").is_null());
+  const CmdResult t = run_tern({"bench", "-m", model, "-p", "8", "-n", "4", "-r", "1", "--no-roofline"});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_NE(t.out.find("prefill"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("decode"), std::string::npos) << t.out;
+}
+
+TEST(BenchCli, BadInput) {
+  TERN_REQUIRE_SHARED(model, "models/stories260K/stories260K.gguf");
+  expect_one_line_error(run_tern({"bench", "-m", model, "-r", "0"}), {"--repetitions (-r)"});
+  expect_one_line_error(run_tern({"bench", "-m", model, "-p", "2100", "-n", "8", "--no-roofline"}),
+                        {"exceeds the context length 2048"});
+  expect_one_line_error(run_tern({"bench", "-m", model, "--backend", "tpu"}), {"unknown backend 'tpu'"});
+  expect_one_line_error(run_tern({"bench", "-m", model, "--hw-file", temp_dir() + "/no_such_probe.json"}),
+                        {"--hw-file"});
+}
+
+TEST(SynthCli, BadInput) {
+  const std::string out = temp_dir() + "/synth_bad.gguf";
+  expect_one_line_error(run_tern({"synth", "--shape", "gpt-5", "-o", out}),
+                        {"unknown shape 'gpt-5'", "stories15M", "Llama-3-8B", "Mistral-7B"});
+  expect_one_line_error(run_tern({"synth", "--shape", "stories15M", "--type", "Q3_K", "-o", out}),
+                        {"unknown type 'Q3_K'", "Q6_K"});
+  expect_one_line_error(run_tern({"synth", "--shape", "stories15M", "--layers", "1", "-o",
+                                  "/nonexistent_dir_tern/x.gguf"}),
+                        {"/nonexistent_dir_tern/x.gguf"});
+  expect_one_line_error(run_tern({"synth", "--type", "F16", "-o", out}), {"--shape is required"});
+}

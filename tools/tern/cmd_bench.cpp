@@ -1,0 +1,73 @@
+// tern bench: prefill and decode tok/s of a model file, with GB/s and the fraction of the memory roofline
+// (runtime/bench.h does the measuring, perf/ the accounting).
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <optional>
+
+#include "backend/backend.h"
+#include "commands.h"
+#include "core/thread_pool.h"
+#include "common.h"
+#include "perf/hwprobe.h"
+#include "runtime/bench.h"
+
+namespace tern::cli {
+
+namespace {
+
+bool file_exists(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+int cmd_bench(const Args& a) {
+  auto path = model_path(a);
+  if (!path) return fail("bench", path.message());
+  BenchOptions o;
+  const int64_t p = a.integer("prompt"), n = a.integer("n-gen"), r = a.integer("repetitions"),
+                t = a.integer("threads");
+  if (p < 1 || p > (1 << 24)) return fail("bench", "--prompt (-p) must be a positive token count, got " + a.str("prompt"));
+  if (n < 1 || n > (1 << 24)) return fail("bench", "--n-gen (-n) must be a positive token count, got " + a.str("n-gen"));
+  if (r < 1 || r > 10000) return fail("bench", "--repetitions (-r) must be >= 1, got " + a.str("repetitions"));
+  if (t < 0 || t > 4096) return fail("bench", "--threads (-t) must be 0 (all cores) or positive, got " + a.str("threads"));
+  o.prompt = static_cast<int>(p);
+  o.output = static_cast<int>(n);
+  o.repetitions = static_cast<int>(r);
+  o.threads = static_cast<int>(t);
+  o.seed = a.u64("seed");
+  o.warmup = !a.flag("no-warmup");
+
+  // The roofline needs a hwprobe measurement; bench never measures one itself (it would disturb the run).
+  std::optional<perf::Hardware> hw;
+  if (!a.flag("no-roofline")) {
+    const std::string hw_path = a.has("hw-file") ? a.str("hw-file") : perf::default_hwprobe_path();
+    if (file_exists(hw_path)) {
+      auto probe = perf::load_hwprobe(hw_path);
+      if (!probe) return fail("bench", probe.message());
+      hw = perf::hardware_from_hwprobe(probe.value(), hw_path);
+      o.hw = &hw.value();
+    } else if (a.has("hw-file")) {
+      return fail("bench", "--hw-file: no such file: " + hw_path);
+    }
+  }
+
+  const std::string backend_name = a.str("backend");
+  auto backend = make_backend(backend_name, o.threads);
+  if (!backend) return fail("bench", "--backend: " + backend.message());
+  // What the backend runs on: the reference one on the calling thread, the cpu one on -t (0: physical cores).
+  o.threads = backend_name == "reference" ? 1 : (o.threads > 0 ? o.threads : physical_core_count());
+
+  auto res = run_bench(path.value(), *backend.value(), o);
+  if (!res) return fail("bench", res.message());
+  if (a.flag("json"))
+    std::fputs(bench_to_json(res.value()).c_str(), stdout);
+  else
+    std::fputs(format_bench(res.value()).c_str(), stdout);
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace tern::cli
