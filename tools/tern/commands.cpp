@@ -76,6 +76,17 @@ const std::vector<CommandSpec>& commands() {
             },
             join(sampling_flags(), backend_flags())),
        cmd_chat},
+      {"perplexity",
+       "Perplexity of the model on a text file, scored as llama.cpp's perplexity tool does: chunks of --ctx\n"
+       "tokens, each from an empty cache, the second half of each chunk scored.",
+       join({
+                {"model", 'm', K::String, "MODEL", "", kModelHelp},
+                {"tokenizer", 'z', K::String, "TOKENIZER", "", "tokenizer file; default: the model's own"},
+                {"file", 'f', K::String, "FILE", "", "text file to score (required)"},
+                {"ctx", 'c', K::Int, "C", "512", "tokens per chunk"},
+            },
+            backend_flags()),
+       cmd_perplexity},
       {"tokenize",
        "Print the token ids of a text, space separated, on one line.",
        {

@@ -10,6 +10,7 @@ namespace tern::cli {
 
 int cmd_run(const Args& a);
 int cmd_chat(const Args& a);
+int cmd_perplexity(const Args& a);
 int cmd_tokenize(const Args& a);
 int cmd_info(const Args& a);
 int cmd_logits(const Args& a);
