@@ -1,4 +1,5 @@
 #include "tokenizer/spm.h"
+#include "tokenizer/pretokenize.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,25 +13,11 @@ constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";  // U+2581, SentencePi
 // What sentencepiece decodes the unknown piece to (" ⁇ ", U+2047), so unknown text stays visible.
 constexpr std::string_view kUnknownSurface = " \xE2\x81\x87 ";
 
-// Length of the UTF-8 character at s[0..n), or 1 for a byte that does not start a well-formed sequence
-// (Unicode Table 3-7: no overlongs, no surrogates, nothing above U+10FFFF). Treating a stray byte as a
-// one-byte character sends it to byte fallback, so invalid input still round-trips.
+// Length of the UTF-8 character at s[0..n), or 1 for a byte that does not start a well-formed sequence.
+// Treating a stray byte as a one-byte character sends it to byte fallback, so invalid input still round-trips.
 size_t utf8_char_len(const unsigned char* s, size_t n) {
-  const unsigned char c = s[0];
-  if (c < 0x80) return 1;
-  auto cont = [&](size_t i, unsigned char lo, unsigned char hi) { return i < n && s[i] >= lo && s[i] <= hi; };
-  if (c >= 0xC2 && c <= 0xDF) return cont(1, 0x80, 0xBF) ? 2 : 1;
-  if (c >= 0xE0 && c <= 0xEF) {
-    const unsigned char lo = c == 0xE0 ? 0xA0 : 0x80;
-    const unsigned char hi = c == 0xED ? 0x9F : 0xBF;
-    return cont(1, lo, hi) && cont(2, 0x80, 0xBF) ? 3 : 1;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    const unsigned char lo = c == 0xF0 ? 0x90 : 0x80;
-    const unsigned char hi = c == 0xF4 ? 0x8F : 0xBF;
-    return cont(1, lo, hi) && cont(2, 0x80, 0xBF) && cont(3, 0x80, 0xBF) ? 4 : 1;
-  }
-  return 1;
+  const size_t len = utf8_valid_char_len(s, n);
+  return len ? len : 1;
 }
 
 int hex_digit(char c) {

@@ -161,21 +161,28 @@ Result<std::vector<SpmPieceType>> token_types(const GgufFile& g, size_t n) {
   return types;
 }
 
+// tokenizer.ggml.tokens as strings (both tokenizer models store them so); returns how many.
+Result<size_t> read_gguf_tokens(const GgufFile& g, std::vector<std::string>& out) {
+  auto tokens = g.get_array("tokenizer.ggml.tokens", GgufType::STRING);
+  if (!tokens) return tokens.status();
+  const size_t n = (*tokens)->size();
+  if (n == 0) return error(g.path() + ": key 'tokenizer.ggml.tokens' is an empty array");
+  if (n > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
+    return error(g.path() + ": key 'tokenizer.ggml.tokens' has too many entries (" + std::to_string(n) + ")");
+  out.reserve(n);
+  for (const GgufValue& t : **tokens) out.push_back(t.str);
+  return n;
+}
+
 // tokenizer.ggml.model = gpt2: byte-level BPE. Tokens are stored spelled with GPT-2's byte map, merges as
 // "left right" strings in rank order, and tokenizer.ggml.pre names the pre-tokenizer (pretokenize.h).
 Result<std::unique_ptr<Tokenizer>> load_bpe_gguf(const GgufFile& g) {
   const std::string& path = g.path();
   auto fail = [&](const std::string& msg) { return error(path + ": " + msg); };
-  auto tokens = g.get_array("tokenizer.ggml.tokens", GgufType::STRING);
-  if (!tokens) return tokens.status();
-  const size_t n = (*tokens)->size();
-  if (n == 0) return fail("key 'tokenizer.ggml.tokens' is an empty array");
-  if (n > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
-    return fail("key 'tokenizer.ggml.tokens' has too many entries (" + std::to_string(n) + ")");
-
   BpeVocab v;
-  v.tokens.reserve(n);
-  for (const GgufValue& t : **tokens) v.tokens.push_back(t.str);
+  auto n_tokens = read_gguf_tokens(g, v.tokens);
+  if (!n_tokens) return n_tokens.status();
+  const size_t n = *n_tokens;
 
   auto merges = g.get_array("tokenizer.ggml.merges", GgufType::STRING);
   if (!merges) return merges.status();
@@ -262,16 +269,10 @@ Result<std::unique_ptr<Tokenizer>> load_tokenizer_gguf(const GgufFile& g) {
     return fail("key 'tokenizer.ggml.model': tokenizer model '" + *model +
                 "' is not supported (tern reads 'llama' and 'gpt2')");
 
-  auto tokens = g.get_array("tokenizer.ggml.tokens", GgufType::STRING);
-  if (!tokens) return tokens.status();
-  const size_t n = (*tokens)->size();
-  if (n == 0) return fail("key 'tokenizer.ggml.tokens' is an empty array");
-  if (n > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
-    return fail("key 'tokenizer.ggml.tokens' has too many entries (" + std::to_string(n) + ")");
-
   SpmVocab v;
-  v.pieces.reserve(n);
-  for (const GgufValue& t : **tokens) v.pieces.push_back(t.str);
+  auto n_tokens = read_gguf_tokens(g, v.pieces);
+  if (!n_tokens) return n_tokens.status();
+  const size_t n = *n_tokens;
 
   // Score BPE needs the scores: without them every merge would tie.
   auto scores = g.get_array("tokenizer.ggml.scores", GgufType::FLOAT32);
