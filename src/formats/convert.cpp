@@ -46,24 +46,6 @@ bool is_rope_rows(const std::string& name) {
           ends_with(name, ".attn_q.bias") || ends_with(name, ".attn_k.bias"));
 }
 
-void set_llama_metadata(const ModelConfig& c, GgufWriter& w) {
-  w.set_string("general.architecture", "llama");
-  if (!c.name.empty()) w.set_string("general.name", c.name);
-  w.set_u32("llama.context_length", static_cast<uint32_t>(c.max_seq_len));
-  w.set_u32("llama.embedding_length", static_cast<uint32_t>(c.dim));
-  w.set_u32("llama.block_count", static_cast<uint32_t>(c.n_layers));
-  w.set_u32("llama.feed_forward_length", static_cast<uint32_t>(c.hidden_dim));
-  w.set_u32("llama.attention.head_count", static_cast<uint32_t>(c.n_heads));
-  w.set_u32("llama.attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
-  if (c.head_dim * c.n_heads != c.dim) {
-    w.set_u32("llama.attention.key_length", static_cast<uint32_t>(c.head_dim));
-    w.set_u32("llama.attention.value_length", static_cast<uint32_t>(c.head_dim));
-  }
-  w.set_f32("llama.rope.freq_base", c.rope_theta);
-  w.set_u32("llama.rope.dimension_count", static_cast<uint32_t>(c.head_dim));
-  w.set_f32("llama.attention.layer_norm_rms_epsilon", c.norm_eps);
-  w.set_u32("llama.vocab_size", static_cast<uint32_t>(c.vocab_size));
-}
 
 }  // namespace
 

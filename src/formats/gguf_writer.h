@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "model/config.h"
 #include "core/tensor.h"
 #include "formats/gguf.h"
 
@@ -84,5 +85,9 @@ class GgufWriter {
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::vector<Tensor> tensors_;
 };
+
+// Writes general.architecture, general.name and the llama.* keys (shape, context, RoPE base and dimension,
+// RMSNorm epsilon, vocab size; key/value length when head_dim is not dim / n_heads) of `c`.
+void set_llama_metadata(const ModelConfig& c, GgufWriter& w);
 
 }  // namespace tern

@@ -70,20 +70,6 @@ void model_sources(const ModelFile& m, std::vector<Source>& out) {
   }
 }
 
-void llama_metadata(const ModelConfig& c, GgufWriter& w) {
-  w.set_string("general.architecture", "llama");
-  if (!c.name.empty()) w.set_string("general.name", c.name);
-  w.set_u32("llama.context_length", static_cast<uint32_t>(c.max_seq_len));
-  w.set_u32("llama.embedding_length", static_cast<uint32_t>(c.dim));
-  w.set_u32("llama.block_count", static_cast<uint32_t>(c.n_layers));
-  w.set_u32("llama.feed_forward_length", static_cast<uint32_t>(c.hidden_dim));
-  w.set_u32("llama.attention.head_count", static_cast<uint32_t>(c.n_heads));
-  w.set_u32("llama.attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
-  w.set_f32("llama.rope.freq_base", c.rope_theta);
-  w.set_f32("llama.attention.layer_norm_rms_epsilon", c.norm_eps);
-  w.set_u32("llama.rope.dimension_count", static_cast<uint32_t>(c.head_dim));
-  w.set_u32("llama.vocab_size", static_cast<uint32_t>(c.vocab_size));
-}
 
 // Writes `src` as type `to` into dst, one row at a time through fp32, rows split over n_threads threads.
 Status convert_rows(const Source& src, DType to, uint8_t* dst, const std::string& in_path, int n_threads) {
@@ -174,7 +160,7 @@ Result<QuantizeStats> quantize_model(const std::string& in_path, const std::stri
     model_in = m.value();
     if (model_in->config.rope_style != RopeStyle::Adjacent)
       return error(in_path + ": Q/K rows in half-split RoPE order cannot be written as a GGUF llama model yet");
-    llama_metadata(model_in->config, w);
+    set_llama_metadata(model_in->config, w);
     model_sources(*model_in, sources);
     st.notes.push_back("no tokenizer in the output: llama2.c checkpoints keep it in a separate tokenizer.bin");
   }

@@ -209,22 +209,11 @@ Result<SynthStats> synth_model(const SynthOptions& o, const std::string& out_pat
       o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
   GgufWriter w;
-  w.set_string("general.architecture", "llama");
-  w.set_string("general.name", c.name);
+  set_llama_metadata(c, w);
   w.set_u32("general.alignment", 32);
   w.set_u32("general.file_type", static_cast<uint32_t>(file_type_code(o.type)));
   if (o.type != DType::F32 && o.type != DType::F16 && o.type != DType::BF16)
     w.set_u32("general.quantization_version", 2);
-  w.set_u32("llama.context_length", static_cast<uint32_t>(c.max_seq_len));
-  w.set_u32("llama.embedding_length", static_cast<uint32_t>(c.dim));
-  w.set_u32("llama.block_count", static_cast<uint32_t>(c.n_layers));
-  w.set_u32("llama.feed_forward_length", static_cast<uint32_t>(c.hidden_dim));
-  w.set_u32("llama.attention.head_count", static_cast<uint32_t>(c.n_heads));
-  w.set_u32("llama.attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
-  w.set_f32("llama.rope.freq_base", c.rope_theta);
-  w.set_f32("llama.attention.layer_norm_rms_epsilon", c.norm_eps);
-  w.set_u32("llama.rope.dimension_count", static_cast<uint32_t>(c.head_dim));
-  w.set_u32("llama.vocab_size", static_cast<uint32_t>(c.vocab_size));
   add_tokenizer(w, c.vocab_size);
 
   SynthStats st;
