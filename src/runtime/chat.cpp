@@ -14,7 +14,7 @@ std::vector<int> chat_stop_ids(const Tokenizer& tok, const ChatTemplate& tmpl) {
 }
 
 ChatSession::ChatSession(LlamaModel& model, const Tokenizer& tok, ChatTemplate tmpl, const std::string& system)
-    : model_(model), tok_(tok), tmpl_(std::move(tmpl)), system_(system) {
+    : model_(model), tok_(tok), tmpl_(std::move(tmpl)), system_(system), stop_ids_(chat_stop_ids(tok, tmpl_)) {
   reset();
 }
 
@@ -48,7 +48,7 @@ Status ChatSession::reply(const std::string& user, GenerateOptions opts,
 
   opts.n_past = static_cast<int>(keep);
   opts.echo_prompt = false;
-  opts.stop_ids = chat_stop_ids(tok_, tmpl_);
+  opts.stop_ids = stop_ids_;
   const int room = model_.n_ctx() - static_cast<int>(prompt.size());
   opts.max_new_tokens = std::min(opts.max_new_tokens, room);
   std::vector<int> generated;

@@ -38,6 +38,7 @@ class ChatSession {
   const Tokenizer& tok_;
   ChatTemplate tmpl_;
   std::string system_;
+  std::vector<int> stop_ids_;  // chat_stop_ids(), found once: it scans the vocabulary
   std::vector<ChatMessage> messages_;
   std::vector<int> cached_;
   std::vector<int> last_prompt_;
