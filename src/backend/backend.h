@@ -12,6 +12,25 @@
 
 namespace tern {
 
+// Where one layer of one sequence keeps its keys and values. The cache is paged: positions are grouped in
+// blocks of `block_size` rows, and position p lives at row p % block_size of block blocks[p / block_size].
+// A row holds one position's n_kv_heads * head_dim values of type `dtype` (F32, F16 or Q8_0; for Q8_0,
+// head_dim is a multiple of 32 so that each head starts on a block boundary). A contiguous cache is the
+// case of one block of n_ctx rows, or of a table 0, 1, 2, ...
+struct KvView {
+  DType dtype = DType::F32;
+  uint8_t* k = nullptr;      // this layer's key pool: block b starts at k + b * block_bytes
+  uint8_t* v = nullptr;      // this layer's value pool, laid out the same way
+  int64_t block_bytes = 0;   // block_size * row_bytes
+  int64_t row_elems = 0;     // values of one position: n_kv_heads * head_dim
+  int64_t row_bytes = 0;     // bytes of one position: row_bytes(dtype, row_elems)
+  int block_size = 0;
+  const int32_t* blocks = nullptr;  // the sequence's block table
+
+  uint8_t* k_row(int64_t pos) const { return k + blocks[pos / block_size] * block_bytes + (pos % block_size) * row_bytes; }
+  uint8_t* v_row(int64_t pos) const { return v + blocks[pos / block_size] * block_bytes + (pos % block_size) * row_bytes; }
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -35,13 +54,17 @@ class Backend {
   virtual void rope(float* x, int n_tokens, int n_heads, int head_dim, int pos0, const float* freqs,
                     RopeStyle style) = 0;
 
-  // Causal grouped-query attention for one layer.
+  // Writes the keys and values of positions pos0 .. pos0 + n_tokens - 1 (k, v: (n_tokens, n_kv_heads,
+  // head_dim) fp32) into the cache rows of one layer, converting them to kv.dtype.
+  virtual void kv_store(const KvView& kv, int pos0, int n_tokens, const float* k, const float* v) = 0;
+
+  // Causal grouped-query attention for one layer of one sequence.
   //   q (n_tokens, n_heads, head_dim): queries of positions pos0 .. pos0 + n_tokens - 1
-  //   k, v (pos0 + n_tokens, n_kv_heads, head_dim): the cache rows 0 .. pos0 + n_tokens - 1 of this layer
+  //   kv: the cache rows 0 .. pos0 + n_tokens - 1 of this layer and sequence (already stored)
   //   out (n_tokens, n_heads, head_dim)
   // Query head h reads kv head h / (n_heads / n_kv_heads). Scores are scaled by 1/sqrt(head_dim).
-  virtual void attention(const float* q, const float* k, const float* v, int n_tokens, int pos0, int n_heads,
-                         int n_kv_heads, int head_dim, float* out) = 0;
+  virtual void attention(const float* q, const KvView& kv, int n_tokens, int pos0, int n_heads, int n_kv_heads,
+                         int head_dim, float* out) = 0;
 
   // gate <- silu(gate) * up, elementwise over n values (SwiGLU).
   virtual void swiglu(float* gate, const float* up, int64_t n) = 0;

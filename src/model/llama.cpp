@@ -1,6 +1,7 @@
 #include "model/llama.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/quant.h"
 
@@ -59,25 +60,36 @@ Status validate_llama_weights(const ModelConfig& c, const WeightStore& w, const 
   return Status();
 }
 
-LlamaModel::LlamaModel(const ModelConfig& c, Backend& b, int n_ctx, int max_batch)
-    : c_(c), be_(b), max_batch_(max_batch), cache_(c, n_ctx) {
+LlamaModel::LlamaModel(const ModelConfig& c, Backend& b, int n_ctx, int max_batch, KvCache cache)
+    : c_(c), be_(b), n_ctx_(n_ctx), max_batch_(max_batch), cache_(std::move(cache)) {
   const size_t B = static_cast<size_t>(max_batch);
   x_.resize(B * c.dim);
   xb_.resize(B * std::max(c.dim, c.q_dim()));
   q_.resize(B * c.q_dim());
+  k_.resize(B * c.kv_dim());
+  v_.resize(B * c.kv_dim());
   att_.resize(B * c.q_dim());
   hb_.resize(B * c.hidden_dim);
   hb2_.resize(B * c.hidden_dim);
+  tok_.resize(B);
 }
 
 Result<std::unique_ptr<LlamaModel>> LlamaModel::create(const ModelConfig& c, const WeightStore& w, Backend& backend,
-                                                        int n_ctx, int max_batch) {
+                                                        int n_ctx, int max_batch, const KvOptions& kv) {
   TERN_TRY(validate_llama_weights(c, w, "model"));
   if (n_ctx < 1 || n_ctx > c.max_seq_len)
     return error("context length " + std::to_string(n_ctx) + " is outside [1, " + std::to_string(c.max_seq_len) +
                  "] (the model's maximum)");
   if (max_batch < 1) return error("max_batch must be at least 1");
-  std::unique_ptr<LlamaModel> m(new LlamaModel(c, backend, n_ctx, max_batch));
+  KvOptions ko = kv;
+  const int own_blocks = (n_ctx + ko.block_size - 1) / std::max(ko.block_size, 1);
+  if (ko.n_blocks == 0) ko.n_blocks = own_blocks;
+  auto cache = KvCache::create(c, ko);
+  if (!cache) return cache.status();
+  std::unique_ptr<LlamaModel> m(new LlamaModel(c, backend, n_ctx, max_batch, std::move(cache.value())));
+  // forward()'s own sequence reads blocks 0, 1, 2, ... (the pool is shared with forward_batch callers,
+  // which should not mix the two on one model).
+  for (int b = 0; b < own_blocks && b < ko.n_blocks; ++b) m->own_blocks_.push_back(b);
   m->tok_embd_ = w.find("token_embd.weight");
   m->out_norm_ = w.find("output_norm.weight");
   m->classifier_ = c.tied_embeddings ? m->tok_embd_ : w.find("output.weight");
@@ -108,49 +120,93 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(const ModelConfig& c, con
   return m;
 }
 
-Status LlamaModel::forward(const int* tokens, int n, int pos, float* logits, bool all_logits) {
+Status LlamaModel::check_tokens(const int* tokens, int n, int pos) const {
   if (n < 1) return error("forward: no tokens");
-  if (pos < 0 || pos + n > cache_.n_ctx())
+  if (pos < 0 || pos + n > n_ctx_)
     return error("sequence of " + std::to_string(pos + n) + " tokens exceeds the context length " +
-                 std::to_string(cache_.n_ctx()));
+                 std::to_string(n_ctx_));
   for (int i = 0; i < n; ++i)
     if (tokens[i] < 0 || tokens[i] >= c_.vocab_size)
       return error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary [0, " +
                    std::to_string(c_.vocab_size) + ")");
+  return Status();
+}
+
+Status LlamaModel::forward(const int* tokens, int n, int pos, float* logits, bool all_logits) {
+  TERN_TRY(check_tokens(tokens, n, pos));
+  if (static_cast<int64_t>(own_blocks_.size()) * cache_.block_size() < pos + n)
+    return error("the KV cache pool is too small for " + std::to_string(pos + n) + " positions");
   for (int done = 0; done < n;) {
     const int chunk = std::min(max_batch_, n - done);
     const bool last = done + chunk == n;
-    float* out = all_logits ? logits + static_cast<size_t>(done) * c_.vocab_size : (last ? logits : nullptr);
-    forward_chunk(tokens + done, chunk, pos + done, out, all_logits);
+    SeqChunk s;
+    s.tokens = tokens + done;
+    s.n = chunk;
+    s.pos = pos + done;
+    s.blocks = own_blocks_.data();
+    if (all_logits) {
+      forward_chunks(&s, 1, true, logits + static_cast<size_t>(done) * c_.vocab_size);
+    } else {
+      s.logits = last ? logits : nullptr;
+      forward_chunks(&s, 1, false, nullptr);
+    }
     done += chunk;
   }
   return Status();
 }
 
-void LlamaModel::forward_chunk(const int* tokens, int n, int pos, float* logits, bool all_logits) {
-  const int D = c_.dim, KV = c_.kv_dim(), H = c_.hidden_dim;
+Status LlamaModel::forward_batch(const SeqChunk* seqs, int n_seqs) {
+  int total = 0;
+  for (int i = 0; i < n_seqs; ++i) {
+    TERN_TRY(check_tokens(seqs[i].tokens, seqs[i].n, seqs[i].pos));
+    if (!seqs[i].blocks) return error("forward_batch: a sequence has no block table");
+    total += seqs[i].n;
+  }
+  if (total < 1) return error("forward_batch: no tokens");
+  if (total > max_batch_)
+    return error("forward_batch: " + std::to_string(total) + " tokens exceed the batch limit " +
+                 std::to_string(max_batch_));
+  forward_chunks(seqs, n_seqs, false, nullptr);
+  return Status();
+}
+
+void LlamaModel::forward_chunks(const SeqChunk* seqs, int n_seqs, bool all_logits, float* all_out) {
+  const int D = c_.dim, KV = c_.kv_dim(), H = c_.hidden_dim, Q = c_.q_dim();
+  int n = 0;  // all tokens of the call, sequence after sequence
+  for (int i = 0; i < n_seqs; ++i) {
+    std::copy(seqs[i].tokens, seqs[i].tokens + seqs[i].n, tok_.data() + n);
+    n += seqs[i].n;
+  }
   float* x = x_.data();    // (n, D) the residual stream
   float* xb = xb_.data();  // (n, D) normalised input / branch output
-  be_.embedding(*tok_embd_, tokens, n, x);
+  float *q = q_.data(), *k = k_.data(), *v = v_.data(), *att = att_.data();
+  be_.embedding(*tok_embd_, tok_.data(), n, x);
 
   for (int l = 0; l < c_.n_layers; ++l) {
     const LayerWeights& w = layers_[l];
-    // Attention block. Keys and values go straight into the cache rows pos .. pos+n-1.
-    float* k = cache_.k(l) + static_cast<size_t>(pos) * KV;  // (n, n_kv_heads, head_dim)
-    float* v = cache_.v(l) + static_cast<size_t>(pos) * KV;
+    // Attention block.
     be_.rmsnorm(x, *w.attn_norm, c_.norm_eps, n, xb);
-    be_.matmul(*w.wq, xb, n, q_.data());  // (n, n_heads, head_dim)
-    be_.matmul(*w.wk, xb, n, k);
+    be_.matmul(*w.wq, xb, n, q);  // (n, n_heads, head_dim)
+    be_.matmul(*w.wk, xb, n, k);  // (n, n_kv_heads, head_dim)
     be_.matmul(*w.wv, xb, n, v);
     if (w.bq) {
-      be_.add_bias(q_.data(), *w.bq, n);
+      be_.add_bias(q, *w.bq, n);
       be_.add_bias(k, *w.bk, n);
       be_.add_bias(v, *w.bv, n);
     }
-    be_.rope(q_.data(), n, c_.n_heads, c_.head_dim, pos, rope_freqs_.data(), c_.rope_style);
-    be_.rope(k, n, c_.n_kv_heads, c_.head_dim, pos, rope_freqs_.data(), c_.rope_style);
-    be_.attention(q_.data(), cache_.k(l), cache_.v(l), n, pos, c_.n_heads, c_.n_kv_heads, c_.head_dim, att_.data());
-    be_.matmul(*w.wo, att_.data(), n, xb);  // (n, D)
+    // Positions differ per sequence: rotate, store and attend sequence by sequence.
+    for (int i = 0, row = 0; i < n_seqs; row += seqs[i].n, ++i) {
+      const SeqChunk& s = seqs[i];
+      float* qs = q + static_cast<size_t>(row) * Q;
+      float* ks = k + static_cast<size_t>(row) * KV;
+      float* vs = v + static_cast<size_t>(row) * KV;
+      be_.rope(qs, s.n, c_.n_heads, c_.head_dim, s.pos, rope_freqs_.data(), c_.rope_style);
+      be_.rope(ks, s.n, c_.n_kv_heads, c_.head_dim, s.pos, rope_freqs_.data(), c_.rope_style);
+      const KvView kv = cache_.view(l, s.blocks);
+      be_.kv_store(kv, s.pos, s.n, ks, vs);
+      be_.attention(qs, kv, s.n, s.pos, c_.n_heads, c_.n_kv_heads, c_.head_dim, att + static_cast<size_t>(row) * Q);
+    }
+    be_.matmul(*w.wo, att, n, xb);  // (n, D)
     if (w.bo) be_.add_bias(xb, *w.bo, n);
     be_.add(x, xb, static_cast<int64_t>(n) * D);
 
@@ -167,12 +223,36 @@ void LlamaModel::forward_chunk(const int* tokens, int n, int pos, float* logits,
     if (w.b_down) be_.add_bias(xb, *w.b_down, n);
     be_.add(x, xb, static_cast<int64_t>(n) * D);
   }
-  if (!logits) return;
+
   // Only the rows whose logits are wanted go through the final norm and the classifier.
-  const int first = all_logits ? 0 : n - 1;
-  const int rows = n - first;
-  be_.rmsnorm(x + static_cast<size_t>(first) * D, *out_norm_, c_.norm_eps, rows, xb);
-  be_.matmul(*classifier_, xb, rows, logits);
+  if (all_logits) {
+    be_.rmsnorm(x, *out_norm_, c_.norm_eps, n, xb);
+    be_.matmul(*classifier_, xb, n, all_out);
+    return;
+  }
+  int rows = 0;
+  for (int i = 0, row = 0; i < n_seqs; row += seqs[i].n, ++i)
+    if (seqs[i].logits) {
+      // Gather the last token's residual of each sequence that wants logits (in place: rows only move up).
+      const size_t src = static_cast<size_t>(row + seqs[i].n - 1) * D;
+      std::memmove(x + static_cast<size_t>(rows) * D, x + src, sizeof(float) * D);
+      ++rows;
+    }
+  if (rows == 0) return;
+  be_.rmsnorm(x, *out_norm_, c_.norm_eps, rows, xb);
+  if (rows == 1) {
+    for (int i = 0; i < n_seqs; ++i)
+      if (seqs[i].logits) be_.matmul(*classifier_, xb, 1, seqs[i].logits);
+    return;
+  }
+  const size_t V = static_cast<size_t>(c_.vocab_size);
+  if (last_.size() < rows * V) last_.resize(rows * V);
+  be_.matmul(*classifier_, xb, rows, last_.data());
+  for (int i = 0, r = 0; i < n_seqs; ++i)
+    if (seqs[i].logits) {
+      std::copy(last_.data() + r * V, last_.data() + (r + 1) * V, seqs[i].logits);
+      ++r;
+    }
 }
 
 }  // namespace tern

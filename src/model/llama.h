@@ -28,27 +28,49 @@ struct LayerWeights {
   const TensorView *b_gate = nullptr, *b_up = nullptr, *b_down = nullptr;
 };
 
+// One sequence's part of a batched forward call: n tokens at positions pos .. pos+n-1, whose keys and
+// values go to (and whose attention reads) the cache blocks of `blocks` (a table covering pos + n
+// positions). `logits`, when not null, receives vocab_size logits of the last token.
+struct SeqChunk {
+  const int* tokens = nullptr;
+  int n = 0;
+  int pos = 0;
+  const int32_t* blocks = nullptr;
+  float* logits = nullptr;
+};
+
 class LlamaModel {
  public:
-  // `n_ctx` is the KV cache length (at most config.max_seq_len); `max_batch` the most tokens per forward call.
+  // `n_ctx` is the longest sequence (at most config.max_seq_len); `max_batch` the most tokens per forward
+  // call. The KV cache pool follows `kv` (by default: f32, enough blocks for one sequence of n_ctx).
   static Result<std::unique_ptr<LlamaModel>> create(const ModelConfig& c, const WeightStore& w, Backend& backend,
-                                                    int n_ctx, int max_batch = 64);
+                                                    int n_ctx, int max_batch = 64, const KvOptions& kv = {});
 
-  // Runs tokens[0..n) at positions pos .. pos+n-1, appending their keys/values to the cache.
+  // Runs tokens[0..n) at positions pos .. pos+n-1 of the model's own sequence (the first blocks of the
+  // pool, in order), appending their keys/values to the cache.
   // Writes vocab_size logits for the last token into `logits`, or for every token ((n, vocab) row-major)
   // when `all_logits`. Longer inputs than max_batch are processed in chunks.
   Status forward(const int* tokens, int n, int pos, float* logits, bool all_logits = false);
 
+  // Runs several sequences' tokens through the weights together (continuous batching): every matmul sees
+  // the tokens of all of them, attention reads each sequence's own blocks. The chunks' tokens add up to at
+  // most max_batch; blocks are the caller's (from cache()).
+  Status forward_batch(const SeqChunk* seqs, int n_seqs);
+
   const ModelConfig& config() const { return c_; }
-  int n_ctx() const { return cache_.n_ctx(); }
+  int n_ctx() const { return n_ctx_; }
+  int max_batch() const { return max_batch_; }
+  KvCache& cache() { return cache_; }
   const KvCache& cache() const { return cache_; }
 
  private:
-  LlamaModel(const ModelConfig& c, Backend& b, int n_ctx, int max_batch);
-  void forward_chunk(const int* tokens, int n, int pos, float* logits, bool all_logits);
+  LlamaModel(const ModelConfig& c, Backend& b, int n_ctx, int max_batch, KvCache cache);
+  Status check_tokens(const int* tokens, int n, int pos) const;
+  void forward_chunks(const SeqChunk* seqs, int n_seqs, bool all_logits, float* all_out);
 
   ModelConfig c_;
   Backend& be_;
+  int n_ctx_;
   int max_batch_;
   const TensorView* tok_embd_ = nullptr;
   const TensorView* out_norm_ = nullptr;
@@ -56,8 +78,10 @@ class LlamaModel {
   std::vector<LayerWeights> layers_;
   std::vector<float> rope_freqs_;  // (head_dim/2) rotation frequency per pair, from rope_frequencies()
   KvCache cache_;
+  std::vector<int32_t> own_blocks_;  // the table of forward()'s sequence: blocks 0, 1, 2, ...
   // Activation buffers sized once for max_batch tokens: no allocation per token.
-  std::vector<float> x_, xb_, q_, att_, hb_, hb2_, logits_tmp_;
+  std::vector<float> x_, xb_, q_, k_, v_, att_, hb_, hb2_, last_;
+  std::vector<int> tok_;
 };
 
 }  // namespace tern

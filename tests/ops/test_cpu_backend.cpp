@@ -202,27 +202,75 @@ TEST(CpuBackend, RopeBothStylesIsExact) {
     }
 }
 
-TEST(CpuBackend, AttentionGqa) {
+// A paged cache of one layer: blocks of 5 positions in reverse order, so that a position's block and row
+// both matter.
+struct PagedKv {
+  std::vector<uint8_t> k, v;
+  std::vector<int32_t> table;
+  KvView view;
+  PagedKv(DType t, int64_t kv_dim, int n_pos) {
+    const int block = 5, n_blocks = (n_pos + block - 1) / block + 2;
+    for (int b = 0; b < n_blocks; ++b) table.push_back(n_blocks - 1 - b);  // last block first
+    view.dtype = t;
+    view.row_elems = kv_dim;
+    view.row_bytes = static_cast<int64_t>(row_bytes(t, kv_dim));
+    view.block_size = block;
+    view.block_bytes = view.row_bytes * block;
+    k.assign(static_cast<size_t>(view.block_bytes * n_blocks), 0);
+    v.assign(k.size(), 0);
+    view.k = k.data();
+    view.v = v.data();
+    view.blocks = table.data();
+  }
+};
+
+TEST(CpuBackend, KvStoreMatchesReferenceBitForBit) {
+  Rng rng(15);
+  for (CpuIsa isa : isas())
+    for (DType t : {DType::F32, DType::F16, DType::Q8_0}) {
+      const int64_t kv_dim = 128;
+      const int n_pos = 23;
+      std::vector<float> k = random_floats(rng, static_cast<size_t>(n_pos * kv_dim), -3, 3);
+      std::vector<float> v = random_floats(rng, k.size(), -3, 3);
+      PagedKv a(t, kv_dim, n_pos), b(t, kv_dim, n_pos);
+      // Stored in two calls (a prompt, then one more token) as the model does.
+      make_reference_backend()->kv_store(a.view, 0, n_pos - 1, k.data(), v.data());
+      make_reference_backend()->kv_store(a.view, n_pos - 1, 1, k.data() + (n_pos - 1) * kv_dim,
+                                         v.data() + (n_pos - 1) * kv_dim);
+      auto cpu = make_cpu_backend_isa(2, isa);
+      cpu->kv_store(b.view, 0, n_pos - 1, k.data(), v.data());
+      cpu->kv_store(b.view, n_pos - 1, 1, k.data() + (n_pos - 1) * kv_dim, v.data() + (n_pos - 1) * kv_dim);
+      EXPECT_EQ(a.k, b.k) << cpu_isa_name(isa) << " " << dtype_name(t);
+      EXPECT_EQ(a.v, b.v) << cpu_isa_name(isa) << " " << dtype_name(t);
+    }
+}
+
+TEST(CpuBackend, AttentionGqaPagedEveryCacheType) {
   Rng rng(5);
   for (CpuIsa isa : isas())
-    for (int n_tokens : {1, 7, 33})
-      for (int pos0 : {0, 11}) {
-        const int n_heads = 6, n_kv = 2, hd = 40, n_pos = pos0 + n_tokens;
-        std::vector<float> q = random_floats(rng, static_cast<size_t>(n_tokens * n_heads * hd));
-        std::vector<float> k = random_floats(rng, static_cast<size_t>(n_pos * n_kv * hd));
-        std::vector<float> v = random_floats(rng, static_cast<size_t>(n_pos * n_kv * hd));
-        std::vector<float> ref(q.size()), got(q.size());
-        make_reference_backend()->attention(q.data(), k.data(), v.data(), n_tokens, pos0, n_heads, n_kv, hd,
-                                            ref.data());
-        make_cpu_backend_isa(2, isa)->attention(q.data(), k.data(), v.data(), n_tokens, pos0, n_heads, n_kv, hd,
-                                                got.data());
-        // fp32 scores (|s| <= hd / sqrt(hd) ~ 6.3 here, error <= hd * u * 6.3 absolute, which exp turns into
-        // the same relative error on each weight), fp32 sums over at most n_pos terms: each output, a convex
-        // combination of v values in [-1, 1], moves by at most about (6.3 * hd + 2 * n_pos) * u ~ 2e-5.
-        const double tol = (6.3 * hd + 2.0 * n_pos + 8) * FLT_EPSILON / 2 * 2;
-        for (size_t i = 0; i < ref.size(); ++i)
-          ASSERT_NEAR(got[i], ref[i], tol) << cpu_isa_name(isa) << " tokens " << n_tokens << " pos0 " << pos0;
-      }
+    for (DType t : {DType::F32, DType::F16, DType::Q8_0})
+      for (int n_tokens : {1, 7, 33, 70})
+        for (int pos0 : {0, 11, 130}) {
+          const int n_heads = 6, n_kv = 2, hd = t == DType::Q8_0 ? 64 : 40, n_pos = pos0 + n_tokens;
+          std::vector<float> q = random_floats(rng, static_cast<size_t>(n_tokens * n_heads * hd));
+          std::vector<float> k = random_floats(rng, static_cast<size_t>(n_pos * n_kv * hd));
+          std::vector<float> v = random_floats(rng, static_cast<size_t>(n_pos * n_kv * hd));
+          // Both backends read the same cache bytes (stored by the reference), so the comparison is of
+          // attention alone.
+          PagedKv kv(t, n_kv * hd, n_pos);
+          make_reference_backend()->kv_store(kv.view, 0, n_pos, k.data(), v.data());
+          std::vector<float> ref(q.size()), got(q.size());
+          make_reference_backend()->attention(q.data(), kv.view, n_tokens, pos0, n_heads, n_kv, hd, ref.data());
+          make_cpu_backend_isa(2, isa)->attention(q.data(), kv.view, n_tokens, pos0, n_heads, n_kv, hd, got.data());
+          // fp32 scores (|s| <= hd / sqrt(hd) <= 8 here, error <= hd * u * 8 absolute, which exp turns into
+          // the same relative error on each weight), fp32 sums over at most n_pos terms and the online
+          // softmax's rescaling (a few more roundings per tile): each output, a convex combination of v
+          // values in [-1, 1], moves by at most about (8 * hd + 2 * n_pos + 8 * tiles) * u.
+          const double tol = (8.0 * hd + 2.0 * n_pos + 8.0 * (n_pos / 64 + 1) + 8) * FLT_EPSILON;
+          for (size_t i = 0; i < ref.size(); ++i)
+            ASSERT_NEAR(got[i], ref[i], tol) << cpu_isa_name(isa) << " " << dtype_name(t) << " tokens " << n_tokens
+                                             << " pos0 " << pos0;
+        }
 }
 
 TEST(CpuBackend, ElementwiseOps) {

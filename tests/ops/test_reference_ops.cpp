@@ -125,29 +125,44 @@ TEST(ReferenceOps, AddBiasEveryRow) {
   EXPECT_EQ(x, (std::vector<float>{1.5f, 1, 7, 10.5f, 19, 34}));
 }
 
+// A view of contiguous fp32 rows (n_pos, kv_dim) as one block holding every position.
+KvView contiguous_kv(std::vector<float>& k, std::vector<float>& v, int64_t kv_dim, int n_pos) {
+  static const int32_t kTable[1] = {0};
+  KvView kv;
+  kv.k = reinterpret_cast<uint8_t*>(k.data());
+  kv.v = reinterpret_cast<uint8_t*>(v.data());
+  kv.row_elems = kv_dim;
+  kv.row_bytes = kv_dim * static_cast<int64_t>(sizeof(float));
+  kv.block_size = n_pos;
+  kv.block_bytes = kv.row_bytes * n_pos;
+  kv.blocks = kTable;
+  return kv;
+}
+
 TEST(ReferenceOps, AttentionCausalGqa) {
   auto be = make_reference_backend();
   // head_dim 2, 2 query heads sharing 1 kv head, 2 positions.
   // keys: k0 = (0, 0), k1 = (ln 3 * sqrt 2, 0); values v0 = (1, 0), v1 = (0, 1).
   const float L = std::log(3.0f) * std::sqrt(2.0f);
   std::vector<float> k = {0, 0, L, 0}, v = {1, 0, 0, 1};
+  const KvView kv = contiguous_kv(k, v, 2, 2);
   // Query at position 0 sees only key 0: output = v0 for both heads.
   std::vector<float> q0 = {1, 0, 5, 5}, out0(4);
-  be->attention(q0.data(), k.data(), v.data(), 1, 0, 2, 1, 2, out0.data());
+  be->attention(q0.data(), kv, 1, 0, 2, 1, 2, out0.data());
   EXPECT_NEAR(out0[0], 1, 1e-6);
   EXPECT_NEAR(out0[1], 0, 1e-6);
   EXPECT_NEAR(out0[2], 1, 1e-6);
   // Query at position 1, head 0 q = (1, 0): scores (0, ln 3) after the 1/sqrt(2) scale -> weights (1/4, 3/4).
   // Head 1 q = (0, 1): scores (0, 0) -> weights (1/2, 1/2).
   std::vector<float> q1 = {1, 0, 0, 1}, out1(4);
-  be->attention(q1.data(), k.data(), v.data(), 1, 1, 2, 1, 2, out1.data());
+  be->attention(q1.data(), kv, 1, 1, 2, 1, 2, out1.data());
   EXPECT_NEAR(out1[0], 0.25, 1e-6);
   EXPECT_NEAR(out1[1], 0.75, 1e-6);
   EXPECT_NEAR(out1[2], 0.5, 1e-6);
   EXPECT_NEAR(out1[3], 0.5, 1e-6);
   // Both positions in one call (prefill) give the same rows.
   std::vector<float> q01 = {1, 0, 5, 5, 1, 0, 0, 1}, out01(8);
-  be->attention(q01.data(), k.data(), v.data(), 2, 0, 2, 1, 2, out01.data());
+  be->attention(q01.data(), kv, 2, 0, 2, 1, 2, out01.data());
   for (int i = 0; i < 4; ++i) {
     EXPECT_NEAR(out01[i], out0[i], 1e-7);
     EXPECT_NEAR(out01[4 + i], out1[i], 1e-7);

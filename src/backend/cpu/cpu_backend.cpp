@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/attention.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "core/quant.h"
 #include "core/thread_pool.h"
@@ -83,9 +84,8 @@ Path path_for(DType t) {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(int n_threads, CpuIsa isa) : pool_(n_threads), k_(kernels_for(isa)) {
+  CpuBackend(int n_threads, CpuIsa isa) : pool_(n_threads), k_(kernels_for(isa)), attn_(pool_, k_) {
     row_scratch_.resize(static_cast<size_t>(pool_.size()));
-    score_scratch_.resize(static_cast<size_t>(pool_.size()));
   }
 
   const char* name() const override { return "cpu"; }
@@ -217,39 +217,13 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void attention(const float* q, const float* k, const float* v, int n_tokens, int pos0, int n_heads,
-                 int n_kv_heads, int head_dim, float* out) override {
-    const int group = n_heads / n_kv_heads;
-    const int64_t kv_stride = static_cast<int64_t>(n_kv_heads) * head_dim;
-    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-    for (auto& s : score_scratch_) grow(s, static_cast<size_t>(pos0 + n_tokens));
-    const Kernels& kern = k_;
-    // One work item per (token, query head).
-    pool_.parallel_for(static_cast<int64_t>(n_tokens) * n_heads, [&](int64_t i0, int64_t i1, int tid) {
-      float* scores = score_scratch_[static_cast<size_t>(tid)].data();
-      for (int64_t item = i0; item < i1; ++item) {
-        const int t = static_cast<int>(item / n_heads), h = static_cast<int>(item % n_heads);
-        const int n_keys = pos0 + t + 1;  // causal: keys 0 .. pos
-        const int kvh = h / group;
-        const float* qh = q + item * head_dim;
-        float max_s = -INFINITY;
-        for (int j = 0; j < n_keys; ++j) {
-          scores[j] = kern.dot_f32(qh, k + j * kv_stride + kvh * head_dim, head_dim) * scale;
-          max_s = std::max(max_s, scores[j]);
-        }
-        float sum = 0.0f;
-        for (int j = 0; j < n_keys; ++j) sum += (scores[j] = std::exp(scores[j] - max_s));
-        float* oh = out + item * head_dim;
-        std::fill(oh, oh + head_dim, 0.0f);
-        for (int j = 0; j < n_keys; ++j) {
-          const float p = scores[j];
-          const float* vj = v + j * kv_stride + kvh * head_dim;
-          for (int d = 0; d < head_dim; ++d) oh[d] += p * vj[d];
-        }
-        const float inv = 1.0f / sum;
-        for (int d = 0; d < head_dim; ++d) oh[d] *= inv;
-      }
-    });
+  void kv_store(const KvView& kv, int pos0, int n_tokens, const float* k, const float* v) override {
+    attn_.store(kv, pos0, n_tokens, k, v);
+  }
+
+  void attention(const float* q, const KvView& kv, int n_tokens, int pos0, int n_heads, int n_kv_heads,
+                 int head_dim, float* out) override {
+    attn_.run(q, kv, n_tokens, pos0, n_heads, n_kv_heads, head_dim, out);
   }
 
   void swiglu(float* gate, const float* up, int64_t n) override {
@@ -278,9 +252,9 @@ class CpuBackend final : public Backend {
  private:
   ThreadPool pool_;
   const Kernels& k_;
+  cpu::Attention attn_;
   std::vector<BlockQ8X> xq_;                      // quantized activations of one matmul call
   std::vector<std::vector<float>> row_scratch_;   // per thread: one dequantized weight row
-  std::vector<std::vector<float>> score_scratch_; // per thread: attention scores of one query
   std::vector<float> norm_w_, bias_, rope_cs_;
 };
 

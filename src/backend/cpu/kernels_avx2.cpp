@@ -121,7 +121,30 @@ TERN_AVX2 float dot_q4_1(const void* w, const BlockQ8X* x, int64_t nb) {
   return hsum8(acc) + off;
 }
 
-constexpr Kernels kAvx2 = {dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, nullptr, nullptr, nullptr};
+TERN_AVX2 void f16_to_f32(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  for (; i < n; ++i) dst[i] = h2f(src[i]);
+}
+
+TERN_AVX2 void f32_to_f16(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+TERN_AVX2 void axpy(float a, const float* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+constexpr Kernels kAvx2 = {dot_f32, dot_f16, dot_bf16,   dot_q8_0,   dot_q4_0, dot_q4_1, nullptr,
+                           nullptr, nullptr, f16_to_f32, f32_to_f16, axpy};
 
 }  // namespace
 

@@ -239,8 +239,30 @@ TERN_AVX512 void dot4_q4_1(const void* w, const BlockQ8X* x, int64_t xs, int64_t
   dot4<2>(w, x, xs, nb, out);
 }
 
-constexpr Kernels kAvx512 = {dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1,
-                             dot4_q8_0, dot4_q4_0, dot4_q4_1};
+TERN_AVX512 void f16_to_f32(const uint16_t* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(dst + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + i)));
+  }
+}
+
+TERN_AVX512 void f32_to_f16(const float* src, uint16_t* dst, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, src + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+}
+
+TERN_AVX512 void axpy(float a, const float* x, float* y, int64_t n) {
+  const __m512 va = _mm512_set1_ps(a);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+constexpr Kernels kAvx512 = {dot_f32,   dot_f16,   dot_bf16,   dot_q8_0,   dot_q4_0, dot_q4_1,
+                             dot4_q8_0, dot4_q4_0, dot4_q4_1, f16_to_f32, f32_to_f16, axpy};
 
 }  // namespace
 

@@ -85,7 +85,20 @@ float dot_q4_1(const void* w, const BlockQ8X* x, int64_t nb) {
   return acc;
 }
 
-constexpr Kernels kScalar = {dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, nullptr, nullptr, nullptr};
+void f16_to_f32(const uint16_t* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = ::tern::f16_to_f32(src[i]);
+}
+
+void f32_to_f16(const float* src, uint16_t* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = ::tern::f32_to_f16(src[i]);
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+constexpr Kernels kScalar = {dot_f32,  dot_f16, dot_bf16, dot_q8_0,   dot_q4_0,   dot_q4_1, nullptr,
+                             nullptr,  nullptr, f16_to_f32, f32_to_f16, axpy};
 
 }  // namespace
 

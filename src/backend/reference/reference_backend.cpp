@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "core/quant.h"
 
 namespace tern {
 
@@ -67,12 +68,32 @@ class ReferenceBackend final : public Backend {
     }
   }
 
-  void attention(const float* q, const float* k, const float* v, int n_tokens, int pos0, int n_heads,
-                 int n_kv_heads, int head_dim, float* out) override {
+  void kv_store(const KvView& kv, int pos0, int n_tokens, const float* k, const float* v) override {
+    const int64_t n = kv.row_elems;
+    for (int t = 0; t < n_tokens; ++t) {
+      quantize_row(kv.dtype, k + t * n, kv.k_row(pos0 + t), n);
+      quantize_row(kv.dtype, v + t * n, kv.v_row(pos0 + t), n);
+    }
+  }
+
+  void attention(const float* q, const KvView& kv, int n_tokens, int pos0, int n_heads, int n_kv_heads,
+                 int head_dim, float* out) override {
     const int group = n_heads / n_kv_heads;
-    const int64_t kv_stride = static_cast<int64_t>(n_kv_heads) * head_dim;
     const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-    if (scores_.size() < static_cast<size_t>(pos0 + n_tokens)) scores_.resize(static_cast<size_t>(pos0 + n_tokens));
+    const int n_pos = pos0 + n_tokens;
+    // The cached rows as fp32 (n_pos, n_kv_heads, head_dim), dequantized once per call.
+    const int64_t kv_dim = static_cast<int64_t>(n_kv_heads) * head_dim;
+    if (kf_.size() < static_cast<size_t>(n_pos * kv_dim)) {
+      kf_.resize(static_cast<size_t>(n_pos * kv_dim));
+      vf_.resize(static_cast<size_t>(n_pos * kv_dim));
+    }
+    for (int j = 0; j < n_pos; ++j) {
+      dequantize_row(kv.dtype, kv.k_row(j), kf_.data() + j * kv_dim, kv_dim);
+      dequantize_row(kv.dtype, kv.v_row(j), vf_.data() + j * kv_dim, kv_dim);
+    }
+    const float* k = kf_.data();
+    const float* v = vf_.data();
+    if (scores_.size() < static_cast<size_t>(n_pos)) scores_.resize(static_cast<size_t>(n_pos));
     double* scores = scores_.data();
     for (int t = 0; t < n_tokens; ++t) {
       const int n_keys = pos0 + t + 1;  // causal: keys 0 .. pos
@@ -81,7 +102,7 @@ class ReferenceBackend final : public Backend {
         const int kvh = h / group;
         double max_s = -INFINITY;
         for (int j = 0; j < n_keys; ++j) {
-          const float* kj = k + j * kv_stride + kvh * head_dim;
+          const float* kj = k + j * kv_dim + kvh * head_dim;
           double s = 0.0;
           for (int d = 0; d < head_dim; ++d) s += static_cast<double>(qh[d]) * kj[d];
           scores[j] = s * scale;
@@ -92,7 +113,7 @@ class ReferenceBackend final : public Backend {
         float* oh = out + (static_cast<int64_t>(t) * n_heads + h) * head_dim;
         for (int d = 0; d < head_dim; ++d) {
           double acc = 0.0;
-          for (int j = 0; j < n_keys; ++j) acc += scores[j] * v[j * kv_stride + kvh * head_dim + d];
+          for (int j = 0; j < n_keys; ++j) acc += scores[j] * v[j * kv_dim + kvh * head_dim + d];
           oh[d] = static_cast<float>(acc / sum);
         }
       }
@@ -128,6 +149,7 @@ class ReferenceBackend final : public Backend {
 
   std::vector<float> row_;      // scratch for weight_row
   std::vector<double> scores_;  // attention scores of one query head, grown to the longest context seen
+  std::vector<float> kf_, vf_;  // the cache rows of one attention call as fp32
 };
 
 }  // namespace

@@ -1,0 +1,145 @@
+#include "backend/cpu/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/quant.h"
+
+namespace tern::cpu {
+
+namespace {
+
+template <class T>
+void grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+}  // namespace
+
+Attention::Attention(ThreadPool& pool, const Kernels& k) : pool_(pool), k_(k) {
+  scratch_.resize(static_cast<size_t>(pool.size()));
+}
+
+void Attention::store(const KvView& kv, int pos0, int n_tokens, const float* k, const float* v) {
+  const int64_t n = kv.row_elems;
+  for (int t = 0; t < n_tokens; ++t) {
+    const float* kt = k + t * n;
+    const float* vt = v + t * n;
+    uint8_t* kr = kv.k_row(pos0 + t);
+    uint8_t* vr = kv.v_row(pos0 + t);
+    switch (kv.dtype) {
+      case DType::F32:
+        std::memcpy(kr, kt, static_cast<size_t>(n) * sizeof(float));
+        std::memcpy(vr, vt, static_cast<size_t>(n) * sizeof(float));
+        break;
+      case DType::F16:
+        k_.f32_to_f16(kt, reinterpret_cast<uint16_t*>(kr), n);
+        k_.f32_to_f16(vt, reinterpret_cast<uint16_t*>(vr), n);
+        break;
+      default:  // Q8_0, the same rounding as the reference backend
+        quantize_row(kv.dtype, kt, kr, n);
+        quantize_row(kv.dtype, vt, vr, n);
+        break;
+    }
+  }
+}
+
+void Attention::run(const float* q, const KvView& kv, int n_tokens, int pos0, int n_heads, int n_kv_heads,
+                    int head_dim, float* out) {
+  const int group = n_heads / n_kv_heads;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const int n_qblocks = (n_tokens + kQueryBlock - 1) / kQueryBlock;
+  const size_t hd = static_cast<size_t>(head_dim);
+  for (Scratch& s : scratch_) {
+    grow(s.k, kKeyTile * hd);
+    grow(s.v, kKeyTile * hd);
+    grow(s.scores, kKeyTile);
+    grow(s.m, static_cast<size_t>(kQueryBlock * group));
+    grow(s.l, static_cast<size_t>(kQueryBlock * group));
+    grow(s.o, static_cast<size_t>(kQueryBlock * group) * hd);
+  }
+  const Kernels& kern = k_;
+  // Items run latest query block first: those read the most keys, so the cheap ones fill in at the end.
+  pool_.parallel_for(static_cast<int64_t>(n_qblocks) * n_kv_heads, [&](int64_t i0, int64_t i1, int tid) {
+    Scratch& s = scratch_[static_cast<size_t>(tid)];
+    for (int64_t item = i0; item < i1; ++item) {
+      const int qb = n_qblocks - 1 - static_cast<int>(item / n_kv_heads);
+      const int g = static_cast<int>(item % n_kv_heads);
+      const int t0 = qb * kQueryBlock, t1 = std::min(n_tokens, t0 + kQueryBlock);
+      const int rows = (t1 - t0) * group;
+      std::fill(s.m.begin(), s.m.begin() + rows, -INFINITY);
+      std::fill(s.l.begin(), s.l.begin() + rows, 0.0f);
+      std::fill(s.o.begin(), s.o.begin() + rows * static_cast<int64_t>(hd), 0.0f);
+      const size_t head_off = row_bytes(kv.dtype, static_cast<int64_t>(g) * head_dim);
+      const int n_keys = pos0 + t1;  // keys 0 .. pos0 + t1 - 1 are visible to some query of the block
+      for (int kb = 0; kb < n_keys; kb += kKeyTile) {
+        const int ke = std::min(n_keys, kb + kKeyTile);
+        // The tile's rows of kv head g as fp32: read in place for an F32 cache, converted once otherwise.
+        const float* krow[kKeyTile];
+        const float* vrow[kKeyTile];
+        for (int j = kb; j < ke; ++j) {
+          const uint8_t* kp = kv.k_row(j) + head_off;
+          const uint8_t* vp = kv.v_row(j) + head_off;
+          float* kd = s.k.data() + (j - kb) * hd;
+          float* vd = s.v.data() + (j - kb) * hd;
+          switch (kv.dtype) {
+            case DType::F32:
+              krow[j - kb] = reinterpret_cast<const float*>(kp);
+              vrow[j - kb] = reinterpret_cast<const float*>(vp);
+              continue;
+            case DType::F16:
+              kern.f16_to_f32(reinterpret_cast<const uint16_t*>(kp), kd, head_dim);
+              kern.f16_to_f32(reinterpret_cast<const uint16_t*>(vp), vd, head_dim);
+              break;
+            default:
+              dequantize_row(kv.dtype, kp, kd, head_dim);
+              dequantize_row(kv.dtype, vp, vd, head_dim);
+              break;
+          }
+          krow[j - kb] = kd;
+          vrow[j - kb] = vd;
+        }
+        for (int t = t0; t < t1; ++t) {
+          const int visible = std::min(ke, pos0 + t + 1) - kb;  // causal limit of this token inside the tile
+          if (visible <= 0) continue;
+          for (int hh = 0; hh < group; ++hh) {
+            const int r = (t - t0) * group + hh;
+            const float* qh = q + (static_cast<int64_t>(t) * n_heads + g * group + hh) * head_dim;
+            float mx = -INFINITY;
+            for (int j = 0; j < visible; ++j) {
+              s.scores[j] = kern.dot_f32(qh, krow[j], head_dim) * scale;
+              mx = std::max(mx, s.scores[j]);
+            }
+            float* o = s.o.data() + r * hd;
+            const float m_new = std::max(s.m[r], mx);
+            if (s.m[r] != -INFINITY && m_new != s.m[r]) {
+              // Rescale what was accumulated under the old maximum.
+              const float corr = std::exp(s.m[r] - m_new);
+              s.l[r] *= corr;
+              for (size_t d = 0; d < hd; ++d) o[d] *= corr;
+            }
+            s.m[r] = m_new;
+            float sum = 0.0f;
+            for (int j = 0; j < visible; ++j) {
+              const float p = std::exp(s.scores[j] - m_new);
+              sum += p;
+              kern.axpy(p, vrow[j], o, head_dim);
+            }
+            s.l[r] += sum;
+          }
+        }
+      }
+      for (int t = t0; t < t1; ++t)
+        for (int hh = 0; hh < group; ++hh) {
+          const int r = (t - t0) * group + hh;
+          const float inv = 1.0f / s.l[r];
+          const float* o = s.o.data() + r * hd;
+          float* dst = out + (static_cast<int64_t>(t) * n_heads + g * group + hh) * head_dim;
+          for (size_t d = 0; d < hd; ++d) dst[d] = o[d] * inv;
+        }
+    }
+  });
+}
+
+}  // namespace tern::cpu
