@@ -64,18 +64,18 @@ double bench_prefill_flops(const ModelConfig& c, const perf::Precision& p, int p
   return flops;
 }
 
-Result<perf::Precision> bench_precision(const ModelConfig& c, const WeightStore& w) {
+Result<perf::Precision> bench_precision(const ModelConfig& c, const WeightStore& w, DType kv) {
   auto sw = perf::weight_bytes_from_store(c, w);
   if (!sw) return sw.status();
   perf::Precision p;
   p.weights = sw->bytes;
   p.weights_dtype = sw->dominant;
   p.weights_name = sw->name;
-  // tern's CPU path: f32 activations and KV cache, whatever the hardware's units.
+  // tern's CPU path: f32 activations, the KV cache in the type chosen, whatever the hardware's units.
   p.act_dtype = DType::F32;
   p.act_bytes = 4;
-  p.kv_dtype = DType::F32;
-  p.kv_bytes = 4;
+  p.kv_dtype = kv;
+  p.kv_bytes = perf::dtype_bytes(kv);
   p.matmul = perf::Compute::F32;
   p.attention = perf::Compute::F32;
   return p;
@@ -115,10 +115,10 @@ Result<BenchResult> run_bench(const std::string& model_path, Backend& backend, c
                  " = " + std::to_string(need) + " tokens exceeds the context length " +
                  std::to_string(c.max_seq_len) + " of " + model_path);
 
-  auto prec = bench_precision(c, f.weights);
+  auto prec = bench_precision(c, f.weights, o.kv.dtype);
   if (!prec) return error(model_path + ": " + prec.message());
 
-  auto model = LlamaModel::create(c, f.weights, backend, static_cast<int>(need), o.max_batch);
+  auto model = LlamaModel::create(c, f.weights, backend, static_cast<int>(need), o.max_batch, o.kv);
   if (!model) return model.status();
   LlamaModel& m = *model.value();
 

@@ -19,6 +19,7 @@
 #include "model/config.h"
 #include "perf/accounting.h"
 #include "perf/hardware.h"
+#include "runtime/kv_cache.h"
 
 namespace tern {
 
@@ -30,6 +31,7 @@ struct BenchOptions {
   int max_batch = 64;     // tokens per forward call of the prefill (LlamaModel's chunk)
   uint64_t seed = 1234;   // of the random prompt ids
   int threads = 0;        // recorded in the result; the backend is built by the caller
+  KvOptions kv;           // the KV cache type
   // Optional hardware for the roofline columns (a hwprobe measurement); without it they stay 0.
   const perf::Hardware* hw = nullptr;
 };
@@ -71,7 +73,7 @@ double bench_prefill_flops(const ModelConfig& c, const perf::Precision& p, int p
 
 // The Precision tern's CPU path runs a loaded file at: the tensors' own weight types, f32 activations and
 // KV cache (perf::choose_precision for a CPU).
-Result<perf::Precision> bench_precision(const ModelConfig& c, const WeightStore& w);
+Result<perf::Precision> bench_precision(const ModelConfig& c, const WeightStore& w, DType kv = DType::F32);
 
 // Loads `model_path` and runs the benchmark on `backend`. Errors name the flag or the file: a prompt plus
 // output longer than the model's context, a non-positive count, an unreadable model.

@@ -54,6 +54,9 @@ int cmd_bench(const Args& a) {
     }
   }
 
+  auto kv = kv_options(a);
+  if (!kv) return fail("bench", kv.message());
+  o.kv = kv.value();
   const std::string backend_name = a.str("backend");
   auto backend = make_backend(backend_name, o.threads);
   if (!backend) return fail("bench", "--backend: " + backend.message());

@@ -33,7 +33,9 @@ int cmd_chat(const Args& a) {
   if (a.integer("threads") < 0) return fail("chat", "--threads must be >= 0, got " + a.str("threads"));
   auto backend = make_backend(a.str("backend"), static_cast<int>(a.integer("threads")));
   if (!backend) return fail("chat", backend.message());
-  auto model = LlamaModel::create(cfg, lm->file->weights, *backend.value(), n_ctx);
+  auto kv = kv_options(a);
+  if (!kv) return fail("chat", kv.message());
+  auto model = LlamaModel::create(cfg, lm->file->weights, *backend.value(), n_ctx, 64, kv.value());
   if (!model) return fail("chat", model.message());
 
   ChatSession chat(*model.value(), *lm->tokenizer, *tmpl, a.str("system"));

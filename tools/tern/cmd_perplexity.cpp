@@ -30,8 +30,10 @@ int cmd_perplexity(const Args& a) {
   const std::vector<int> ids = lm->tokenizer->encode(ss.str(), lm->tokenizer->add_bos_by_default());
   auto backend = make_backend(a.str("backend"), static_cast<int>(a.integer("threads")));
   if (!backend) return fail("perplexity", backend.message());
+  auto kv = kv_options(a);
+  if (!kv) return fail("perplexity", kv.message());
   auto model = LlamaModel::create(lm->file->config, lm->file->weights, *backend.value(), static_cast<int>(ctx),
-                                  static_cast<int>(ctx));
+                                  static_cast<int>(ctx), kv.value());
   if (!model) return fail("perplexity", model.message());
   auto r = perplexity(*model.value(), *lm->tokenizer, ids, static_cast<int>(ctx));
   if (!r) return fail("perplexity", r.message());

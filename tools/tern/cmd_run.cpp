@@ -61,7 +61,9 @@ int cmd_run(const Args& a) {
   if (a.integer("threads") < 0) return fail("run", "--threads must be >= 0, got " + a.str("threads"));
   auto backend = make_backend(a.str("backend"), static_cast<int>(a.integer("threads")));
   if (!backend) return fail("run", backend.message());
-  auto model = LlamaModel::create(cfg, lm->file->weights, *backend.value(), n_ctx);
+  auto kv = kv_options(a);
+  if (!kv) return fail("run", kv.message());
+  auto model = LlamaModel::create(cfg, lm->file->weights, *backend.value(), n_ctx, 64, kv.value());
   if (!model) return fail("run", model.message());
 
   GenerateStats st;

@@ -34,6 +34,7 @@ std::vector<FlagSpec> backend_flags(const char* default_backend = "cpu") {
   return {
       {"backend", 0, K::String, "NAME", default_backend, "compute backend: cpu (threads + SIMD) or reference (scalar oracle)"},
       {"threads", 't', K::Int, "N", "0", "threads for the cpu backend; 0 = the number of physical cores"},
+      {"kv-type", 0, K::String, "T", "f32", "KV cache type: f32, f16 or q8_0 (q8_0 needs head_dim % 32 == 0)"},
   };
 }
 

@@ -47,4 +47,12 @@ Result<SamplerParams> sampler_params(const Args& a) {
   return sp;
 }
 
+Result<KvOptions> kv_options(const Args& a) {
+  KvOptions o;
+  auto t = parse_kv_type(a.str("kv-type"));
+  if (!t) return error("--kv-type: " + t.status().message());
+  o.dtype = t.value();
+  return o;
+}
+
 }  // namespace tern::cli
