@@ -8,6 +8,7 @@
 #include "core/quant.h"
 #include "formats/gguf_writer.h"
 #include "formats/quantize_model.h"
+#include "tokenizer/hf_tokenizer_json.h"
 
 namespace tern {
 
@@ -87,10 +88,28 @@ Result<ConvertStats> convert_to_gguf(const ModelFile& m, const std::string& out_
     if (ft >= 0) w.set_u32("general.file_type", static_cast<uint32_t>(ft));
     else w.remove("general.file_type");
   }
-  // A Hugging Face folder's tokenizer.json is not translated into tokenizer.ggml.* keys yet (that belongs with
-  // the tokenizer code, which would expose it as GGUF metadata); until then the output needs -z.
-  if (!m.gguf || !m.gguf->find("tokenizer.ggml.model"))
-    st.notes.push_back("no tokenizer written: pass the tokenizer separately when running the output");
+  // A Hugging Face folder's tokenizer.json (+ tokenizer_config.json) becomes tokenizer.ggml.* keys, so that
+  // the output runs on its own. A tokenizer GGUF cannot express is a note, not an error: the weights still
+  // convert, and the output then needs the tokenizer passed separately.
+  if (!m.gguf || !m.gguf->find("tokenizer.ggml.model")) {
+    std::string why = "the input has none";
+    const std::string json = m.path + "/tokenizer.json";
+    if (m.format == ModelFormat::HfFolder && std::filesystem::is_regular_file(json, ec)) {
+      auto tk = load_tokenizer_json_gguf_metadata(json);
+      if (tk) {
+        for (auto& [key, v] : tk->kv) w.set(key, std::move(v));
+        st.tokenizer_tokens = tk->n_tokens;
+        for (auto& n : tk->notes) st.notes.push_back("tokenizer: " + n);
+        if (tk->n_tokens != c.vocab_size)
+          st.notes.push_back("tokenizer: " + std::to_string(tk->n_tokens) + " tokens but the model's vocab_size is " +
+                             std::to_string(c.vocab_size) + " (the output runs only with a matching tokenizer)");
+      } else {
+        why = tk.message();
+      }
+    }
+    if (st.tokenizer_tokens == 0)
+      st.notes.push_back("no tokenizer written (" + why + "): pass the tokenizer separately when running the output");
+  }
 
   // The write order: llama.cpp's, then anything else the model holds, by name.
   std::vector<const TensorView*> tensors;

@@ -6,7 +6,9 @@
 //    llama.* hyperparameters (context_length, embedding_length, block_count, feed_forward_length,
 //    attention.head_count[_kv], attention.key_length/value_length when head_dim != dim / n_heads,
 //    rope.freq_base, rope.dimension_count, attention.layer_norm_rms_epsilon, vocab_size). A GGUF input's
-//    other keys (its tokenizer among them) are copied first, in order.
+//    other keys (its tokenizer among them) are copied first, in order. A Hugging Face folder's tokenizer.json
+//    (with tokenizer_config.json: special tokens, chat template) is translated into tokenizer.ggml.* keys
+//    (tokenizer/hf_tokenizer_json.h); one GGUF cannot express leaves the output without a tokenizer, with a note.
 //  - tensors under their GGUF names (the ModelFile's names), in llama.cpp's usual order.
 //  - Q/K rows in adjacent-pair order: a half-split input (a Hugging Face folder) has the rows of
 //    attn_q/attn_k (weights and biases) permuted per head, row h*hd + 2j + s <- row h*hd + s*hd/2 + j, the
@@ -36,6 +38,7 @@ struct ConvertStats {
   int tensors_permuted = 0;  // Q/K weights and biases whose rows were reordered
   int tensors_converted = 0; // tensors whose type changed
   uint64_t bytes_out = 0;
+  int tokenizer_tokens = 0;        // tokens of the tokenizer written from tokenizer.json (0: none written)
   std::vector<std::string> notes;  // e.g. that no tokenizer was written
 };
 

@@ -1,8 +1,12 @@
 // GGUF files of architecture "llama" -> ModelConfig + tensor views into the map.
+#include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <thread>
+#include <vector>
 
 #include "formats/model_file.h"
+#include "formats/quant_check.h"
 #include "model/llama.h"
 
 namespace tern {
@@ -15,6 +19,37 @@ const char* model_format_name(ModelFormat f) {
   }
   return "?";
 }
+
+namespace {
+
+// Every quantized tensor's f16 block scales must be finite (quant_check.h). The scan reads one 2-byte field
+// per block straight from the map and is bound by memory bandwidth; the tensors are shared out over up to
+// two threads (docs/quantization.md gives its cost). The first error in tensor order is reported.
+Status check_gguf_quant_scales(const WeightStore& w, const std::string& path) {
+  std::vector<const TensorView*> quant;
+  uint64_t bytes = 0;
+  for (const auto& [name, t] : w.all())
+    if (auto info = dtype_info(static_cast<uint32_t>(t.dtype)); info && info->block_elems > 1) {
+      quant.push_back(&t);
+      bytes += t.nbytes;
+    }
+  std::vector<Status> st(quant.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < quant.size();) st[i] = check_quant_scales(*quant[i], path);
+  };
+  if (bytes >= (64u << 20) && std::thread::hardware_concurrency() > 1) {
+    std::thread helper(work);
+    work();
+    helper.join();
+  } else {
+    work();
+  }
+  for (Status& s : st) TERN_TRY(std::move(s));
+  return Status();
+}
+
+}  // namespace
 
 Result<std::shared_ptr<ModelFile>> load_gguf_model(const std::string& path) {
   auto g = GgufFile::open(path);
@@ -84,6 +119,7 @@ Result<std::shared_ptr<ModelFile>> load_gguf_model(const std::string& path) {
     if (!v) return v.status();
     m->weights.add(std::move(v.value()));
   }
+  TERN_TRY(check_gguf_quant_scales(m->weights, path));
   c.tied_embeddings = m->weights.find("output.weight") == nullptr;
   // A llama3 RoPE scaling: llama.cpp's converter stores the per-pair divisors of the base frequencies as
   // rope_freqs.weight (head_dim/2 floats) rather than as metadata keys.

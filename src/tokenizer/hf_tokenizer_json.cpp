@@ -228,7 +228,7 @@ Result<Specials> read_specials(const Parsed& p, const std::string& default_bos,
 // ---------------------------------------------------------------------------------------------------------
 // Byte-level BPE.
 
-Result<std::unique_ptr<Tokenizer>> make_byte_level(const Parsed& p) {
+Result<BpeVocab> byte_level_vocab(const Parsed& p) {
   BpeVocab v;
   v.tokens.assign(static_cast<size_t>(p.n_ids), std::string());
   v.types.assign(static_cast<size_t>(p.n_ids), SpmPieceType::kUnused);  // ids nothing names stay unused
@@ -301,8 +301,13 @@ Result<std::unique_ptr<Tokenizer>> make_byte_level(const Parsed& p) {
   v.eos_id = sp->eos;
   v.add_bos = sp->add_bos;
   v.add_eos = sp->add_eos;
+  return v;
+}
 
-  auto tok = BpeTokenizer::create(std::move(v), p.source);
+Result<std::unique_ptr<Tokenizer>> make_byte_level(const Parsed& p) {
+  auto v = byte_level_vocab(p);
+  if (!v) return v.status();
+  auto tok = BpeTokenizer::create(std::move(v.value()), p.source);
   if (!tok) return tok.status();
   return std::unique_ptr<Tokenizer>(std::move(tok.value()));
 }
@@ -310,7 +315,7 @@ Result<std::unique_ptr<Tokenizer>> make_byte_level(const Parsed& p) {
 // ---------------------------------------------------------------------------------------------------------
 // SentencePiece-style BPE (Llama 2, Mistral converted to tokenizer.json).
 
-Result<std::unique_ptr<Tokenizer>> make_sentencepiece(const Parsed& p) {
+Result<SpmVocab> sentencepiece_vocab(const Parsed& p) {
   SpmVocab v;
   const size_t n = static_cast<size_t>(p.n_ids);
   v.pieces.assign(n, std::string());
@@ -404,8 +409,13 @@ Result<std::unique_ptr<Tokenizer>> make_sentencepiece(const Parsed& p) {
   v.eos_id = sp->eos;
   v.add_bos = sp->add_bos;
   v.add_eos = sp->add_eos;
+  return v;
+}
 
-  auto tok = SpmTokenizer::create(std::move(v), p.source);
+Result<std::unique_ptr<Tokenizer>> make_sentencepiece(const Parsed& p) {
+  auto v = sentencepiece_vocab(p);
+  if (!v) return v.status();
+  auto tok = SpmTokenizer::create(std::move(v.value()), p.source);
   if (!tok) return tok.status();
   return std::unique_ptr<Tokenizer>(std::move(tok.value()));
 }
@@ -425,11 +435,8 @@ std::string read_text(const std::string& path, bool& ok) {
   return ss.str();
 }
 
-}  // namespace
 
-Result<std::unique_ptr<Tokenizer>> parse_tokenizer_json(const std::string& json, const std::string& config,
-                                                        const std::string& source) {
-  Parsed p;
+Status parse_files(Parsed& p, const std::string& json, const std::string& config, const std::string& source) {
   p.source = source;
   p.root = Json::parse(json, nullptr, /*allow_exceptions=*/false);
   if (p.root.is_discarded() || !p.root.is_object())
@@ -439,24 +446,206 @@ Result<std::unique_ptr<Tokenizer>> parse_tokenizer_json(const std::string& json,
     if (p.config.is_discarded() || !p.config.is_object())
       return fail(p, "the tokenizer_config.json beside it is not a valid JSON object");
   }
-  TERN_TRY(read_model(p));
+  return read_model(p);
+}
 
+enum class Kind { kByteLevel, kSentencePiece };
+
+Result<Kind> kind_of(const Parsed& p) {
   const Json* pre = member(p.root, "pre_tokenizer");
   const Json* norm = member(p.root, "normalizer");
-  if (has_type(pre, "pretokenizers", "ByteLevel")) return make_byte_level(p);
+  if (has_type(pre, "pretokenizers", "ByteLevel")) return Kind::kByteLevel;
   if (has_type(pre, "pretokenizers", "Metaspace") || has_type(norm, "normalizers", "Replace") ||
       bool_or(*p.model, "byte_fallback", false))
-    return make_sentencepiece(p);
+    return Kind::kSentencePiece;
   return fail(p,
               "a BPE model that is neither byte-level (ByteLevel pre-tokenizer) nor SentencePiece-style "
               "(Metaspace pre-tokenizer or Replace normalizer) is not supported");
 }
 
-Result<std::unique_ptr<Tokenizer>> load_tokenizer_json(const std::string& path) {
+// ---------------------------------------------------------------------------------------------------------
+// tokenizer.json -> GGUF tokenizer.ggml.* metadata.
+
+GgufValue gv_string(std::string s) {
+  GgufValue v;
+  v.type = GgufType::STRING;
+  v.str = std::move(s);
+  return v;
+}
+GgufValue gv_u32(uint32_t x) {
+  GgufValue v;
+  v.type = GgufType::UINT32;
+  v.u = x;
+  return v;
+}
+GgufValue gv_bool(bool b) {
+  GgufValue v;
+  v.type = GgufType::BOOL;
+  v.u = b ? 1 : 0;
+  return v;
+}
+GgufValue gv_array(GgufType elem, std::vector<GgufValue> items) {
+  GgufValue v;
+  v.type = GgufType::ARRAY;
+  v.elem_type = elem;
+  v.arr = std::move(items);
+  return v;
+}
+
+// Token strings (an id no entry names becomes "[PAD<id>]", as llama.cpp's converter writes it) and types.
+void put_tokens(TokenizerGgufMetadata& out, const std::vector<std::string>& tokens,
+                const std::vector<SpmPieceType>& types) {
+  std::vector<GgufValue> t, ty;
+  t.reserve(tokens.size());
+  ty.reserve(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    t.push_back(gv_string(tokens[i].empty() && types[i] == SpmPieceType::kUnused ? "[PAD" + std::to_string(i) + "]"
+                                                                                : tokens[i]));
+    GgufValue e;
+    e.type = GgufType::INT32;
+    e.i = static_cast<int64_t>(types[i]);
+    ty.push_back(e);
+  }
+  out.kv.emplace_back("tokenizer.ggml.tokens", gv_array(GgufType::STRING, std::move(t)));
+  out.kv.emplace_back("tokenizer.ggml.token_type", gv_array(GgufType::INT32, std::move(ty)));
+  out.n_tokens = static_cast<int>(tokens.size());
+}
+
+void put_specials(TokenizerGgufMetadata& out, const Parsed& p, int bos, int eos, int unk, bool add_bos,
+                  bool add_eos) {
+  if (bos >= 0) out.kv.emplace_back("tokenizer.ggml.bos_token_id", gv_u32(static_cast<uint32_t>(bos)));
+  if (eos >= 0) out.kv.emplace_back("tokenizer.ggml.eos_token_id", gv_u32(static_cast<uint32_t>(eos)));
+  if (unk >= 0) out.kv.emplace_back("tokenizer.ggml.unknown_token_id", gv_u32(static_cast<uint32_t>(unk)));
+  if (auto pad = config_token(p.config, "pad_token"))
+    if (int id = find_id(p, *pad); id >= 0)
+      out.kv.emplace_back("tokenizer.ggml.padding_token_id", gv_u32(static_cast<uint32_t>(id)));
+  out.kv.emplace_back("tokenizer.ggml.add_bos_token", gv_bool(add_bos));
+  out.kv.emplace_back("tokenizer.ggml.add_eos_token", gv_bool(add_eos));
+}
+
+// tokenizer_config.json's chat_template: a string, or a list of {"name", "template"} (the "default" one is
+// tokenizer.chat_template, the others tokenizer.chat_template.<name>, as llama.cpp's converter names them).
+void put_chat_template(TokenizerGgufMetadata& out, const Parsed& p) {
+  const Json* ct = member(p.config, "chat_template");
+  if (!ct) return;
+  if (ct->is_string()) {
+    out.kv.emplace_back("tokenizer.chat_template", gv_string(ct->get<std::string>()));
+  } else if (ct->is_array()) {
+    for (const Json& e : *ct) {
+      const std::string name = str_or(e, "name"), tmpl = str_or(e, "template");
+      if (name.empty() || tmpl.empty()) continue;
+      out.kv.emplace_back(name == "default" ? "tokenizer.chat_template" : "tokenizer.chat_template." + name,
+                          gv_string(tmpl));
+    }
+  }
+}
+
+// The tokenizer.ggml.pre name whose regexes (as llama.cpp applies them: gguf_pre()) split text as this
+// tokenizer.json's pre-tokenizer chain does.
+Result<std::string> pre_name(const Parsed& p, const BpeVocab& v) {
+  struct Known {
+    const char* name;
+    std::vector<std::string> patterns;
+    bool ignore_merges;
+  };
+  const Known known[] = {
+      {"llama-bpe", {kLlama3Pattern}, true},
+      {"qwen2", {kQwen2Pattern}, false},
+      {"smollm", {R"(\p{N})", kGpt2Pattern}, false},
+      {"gpt-2", {kGpt2Pattern}, false},
+  };
+  for (const Known& k : known)
+    if (v.pre_patterns == k.patterns && v.ignore_merges == k.ignore_merges) return std::string(k.name);
+  return fail(p, "its pre-tokenizer (" + std::to_string(v.pre_patterns.size()) + " regex(es)" +
+                     (v.ignore_merges ? ", ignore_merges" : "") +
+                     ") matches none of the tokenizer.ggml.pre names tern writes (llama-bpe, qwen2, smollm, "
+                     "gpt-2)");
+}
+
+Result<TokenizerGgufMetadata> byte_level_metadata(const Parsed& p) {
+  auto vr = byte_level_vocab(p);
+  if (!vr) return vr.status();
+  const BpeVocab& v = vr.value();
+  auto pre = pre_name(p, v);
+  if (!pre) return pre.status();
+  TokenizerGgufMetadata out;
+  // GGUF has no normalizer key and llama.cpp applies none (its converter drops Qwen2's NFC, for one).
+  if (v.normalization != Normalization::kNone)
+    out.notes.push_back(std::string("the ") + normalization_name(v.normalization) +
+                        " normalizer is not kept (GGUF has none): text not already in that form tokenizes "
+                        "differently, as in llama.cpp");
+  out.kv.emplace_back("tokenizer.ggml.model", gv_string("gpt2"));
+  out.kv.emplace_back("tokenizer.ggml.pre", gv_string(pre.value()));
+  put_tokens(out, v.tokens, v.types);
+  std::vector<GgufValue> merges;
+  merges.reserve(v.merges.size());
+  for (const auto& [a, b] : v.merges) merges.push_back(gv_string(a + " " + b));
+  out.kv.emplace_back("tokenizer.ggml.merges", gv_array(GgufType::STRING, std::move(merges)));
+  put_specials(out, p, v.bos_id, v.eos_id, -1, v.add_bos, v.add_eos);
+  put_chat_template(out, p);
+  for (const auto& a : p.added)
+    if (a.lstrip || a.rstrip) {
+      out.notes.push_back("added tokens with lstrip/rstrip (e.g. '" + a.content +
+                          "') match without the neighbouring whitespace in GGUF");
+      break;
+    }
+  return out;
+}
+
+Result<TokenizerGgufMetadata> sentencepiece_metadata(const Parsed& p) {
+  auto vr = sentencepiece_vocab(p);
+  if (!vr) return vr.status();
+  const SpmVocab& v = vr.value();
+  TokenizerGgufMetadata out;
+  out.kv.emplace_back("tokenizer.ggml.model", gv_string("llama"));
+  put_tokens(out, v.pieces, v.types);
+  std::vector<GgufValue> scores;
+  scores.reserve(v.scores.size());
+  for (float sc : v.scores) {
+    GgufValue e;
+    e.type = GgufType::FLOAT32;
+    e.f = sc;
+    scores.push_back(e);
+  }
+  out.kv.emplace_back("tokenizer.ggml.scores", gv_array(GgufType::FLOAT32, std::move(scores)));
+  put_specials(out, p, v.bos_id, v.eos_id, v.unk_id, v.add_bos, v.add_eos);
+  out.kv.emplace_back("tokenizer.ggml.add_space_prefix", gv_bool(v.add_dummy_prefix));
+  put_chat_template(out, p);
+  if (v.add_dummy_prefix && (v.dummy_prefix_unless_space || !v.dummy_prefix_every_fragment))
+    out.notes.push_back(
+        "tokenizer.json's Metaspace adds the '\xE2\x96\x81' prefix only at the start and not before a space; "
+        "GGUF's llama tokenizer adds it as sentencepiece does (also before a leading space and after each "
+        "special token)");
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Tokenizer>> parse_tokenizer_json(const std::string& json, const std::string& config,
+                                                        const std::string& source) {
+  Parsed p;
+  TERN_TRY(parse_files(p, json, config, source));
+  auto kind = kind_of(p);
+  if (!kind) return kind.status();
+  return kind.value() == Kind::kByteLevel ? make_byte_level(p) : make_sentencepiece(p);
+}
+
+Result<TokenizerGgufMetadata> tokenizer_json_gguf_metadata(const std::string& json, const std::string& config,
+                                                           const std::string& source) {
+  Parsed p;
+  TERN_TRY(parse_files(p, json, config, source));
+  auto kind = kind_of(p);
+  if (!kind) return kind.status();
+  return kind.value() == Kind::kByteLevel ? byte_level_metadata(p) : sentencepiece_metadata(p);
+}
+
+namespace {
+
+// tokenizer.json's text and that of the tokenizer_config.json beside it ("" when there is none).
+Status read_json_files(const std::string& path, std::string& json, std::string& config) {
   bool ok = false;
-  const std::string json = read_text(path, ok);
+  json = read_text(path, ok);
   if (!ok) return error(path + ": cannot open");
-  std::string config;
   const size_t slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
   const std::string config_path = dir + "/tokenizer_config.json";
@@ -465,6 +654,20 @@ Result<std::unique_ptr<Tokenizer>> load_tokenizer_json(const std::string& path) 
     config = read_text(config_path, ok);
     if (!ok) return error(config_path + ": cannot open");
   }
+  return Status();
+}
+
+}  // namespace
+
+Result<TokenizerGgufMetadata> load_tokenizer_json_gguf_metadata(const std::string& path) {
+  std::string json, config;
+  TERN_TRY(read_json_files(path, json, config));
+  return tokenizer_json_gguf_metadata(json, config, path);
+}
+
+Result<std::unique_ptr<Tokenizer>> load_tokenizer_json(const std::string& path) {
+  std::string json, config;
+  TERN_TRY(read_json_files(path, json, config));
   return parse_tokenizer_json(json, config, path);
 }
 

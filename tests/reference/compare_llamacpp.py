@@ -49,6 +49,8 @@ def main():
     ap.add_argument("--text", required=True)
     ap.add_argument("--ctx", type=int, default=128)
     ap.add_argument("--backend", default="reference", help="tern backend for the logits (reference or cpu)")
+    ap.add_argument("--kv-type", default="f32",
+                    help="tern's KV cache type (f32, f16, q8_0); llama.cpp's default cache is f16")
     args = ap.parse_args()
 
     text = open(args.text, encoding="utf-8").read()
@@ -72,7 +74,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         out_path = os.path.join(tmp, "logits.f32")
         subprocess.run([args.tern, "logits", "-m", args.model, "--ids", " ".join(map(str, ids[:n])), "-o", out_path,
-                        "--prefill", "--backend", args.backend], check=True)
+                        "--prefill", "--backend", args.backend, "--kv-type", args.kv_type], check=True)
         mine = np.fromfile(out_path, dtype=np.float32).reshape(n, -1)
     diff = np.abs(mine - ref)
     top1 = float((mine.argmax(1) == ref.argmax(1)).mean())
@@ -99,7 +101,8 @@ def main():
         chunk_logits.append(np.array(llm.scores[:args.ctx], dtype=np.float32))
     ppl_llama, scored = perplexity_from_logits(chunk_logits, ids, args.ctx)
     out = subprocess.run([args.tern, "perplexity", "-m", args.model, "-f", args.text, "-c", str(args.ctx),
-                          "--backend", args.backend], capture_output=True, text=True, check=True)
+                          "--backend", args.backend, "--kv-type", args.kv_type],
+                         capture_output=True, text=True, check=True)
     ppl_tern = float(re.search(r"perplexity: ([0-9.]+)", out.stdout).group(1))
     rel = abs(ppl_tern - ppl_llama) / ppl_llama
     print(f"perplexity (ctx {args.ctx}, {n_chunks} chunks, {scored} tokens scored): tern {ppl_tern:.4f}, "

@@ -7,10 +7,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 #include "backend/backend.h"
+#include "core/quant.h"
 #include "formats/model_file.h"
+#include "formats/quant_check.h"
 #include "gguf_builder.h"
 #include "model/llama.h"
 #include "test_util.h"
@@ -582,4 +585,97 @@ TEST(ModelFileShared, Stories260KGgufMatchesBin) {
   const std::vector<float> lg = run_all_logits(g, gguf.value()->weights, ids);
   ASSERT_EQ(lb.size(), lg.size());
   EXPECT_EQ(lb, lg);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Corrupted quantized blocks: a NaN or Inf f16 block scale is rejected at load, naming the tensor, the block,
+// the field and its bits (formats/quant_check.h).
+
+namespace {
+
+// blk.0.ffn_up.weight (32 x 32) as `type` with every f16 scale 1.0 except `field_off` of block `bad_block`.
+GgufBuilder model_with_bad_scale(uint32_t type, uint32_t block_bytes, uint32_t block_elems, uint32_t field_off,
+                                 uint32_t bad_block, uint16_t bits) {
+  TinyLlama t;
+  t.dim = block_elems;  // one block per row
+  t.hidden = 32;
+  GgufBuilder b = t.builder();
+  GTensor* up = b.find_tensor("blk.0.ffn_up.weight");
+  up->ggml_type = type;
+  const uint32_t n_blocks = 32 * (t.dim / block_elems);
+  up->data.assign(static_cast<size_t>(n_blocks) * block_bytes, '\0');
+  for (uint32_t blk = 0; blk < n_blocks; ++blk) {
+    const uint16_t h = blk == bad_block ? bits : 0x3C00;  // 1.0 elsewhere
+    std::memcpy(&up->data[static_cast<size_t>(blk) * block_bytes + field_off], &h, 2);
+  }
+  return b;
+}
+
+void expect_bad(GgufBuilder b, std::initializer_list<std::string> parts) { expect_load_error(b, parts); }
+
+}  // namespace
+
+TEST(ModelFileCorruptQuant, FiniteScalesLoad) {
+  auto r = load_bytes(model_with_bad_scale(kGgmlQ8_0, 34, 32, 0, 0, 0x3C00).build());
+  EXPECT_TRUE(r.ok()) << r.message();
+}
+
+TEST(ModelFileCorruptQuant, Q4_0InfScaleNamesTensorAndBlock) {
+  expect_bad(model_with_bad_scale(kGgmlQ4_0, 18, 32, 0, 5, 0x7C00),
+                    {"tensor 'blk.0.ffn_up.weight'", "Q4_0", "block 5 ", "row 5", "scale d = inf", "0x7C00"});
+}
+
+TEST(ModelFileCorruptQuant, Q8_0NanScale) {
+  expect_bad(model_with_bad_scale(kGgmlQ8_0, 34, 32, 0, 31, 0x7E00),
+                    {"tensor 'blk.0.ffn_up.weight'", "Q8_0", "block 31 ", "scale d = nan", "0x7E00"});
+}
+
+TEST(ModelFileCorruptQuant, NegativeInfAndEveryBlockPosition) {
+  // -inf (0xFC00) and a NaN with the sign bit set are as bad; the first bad block in the tensor is reported.
+  for (uint32_t blk : {0u, 1u, 2u, 3u, 4u, 30u}) {
+    SCOPED_TRACE(blk);
+    expect_bad(model_with_bad_scale(kGgmlQ4_0, 18, 32, 0, blk, 0xFC00),
+                      {"block " + std::to_string(blk) + " ", "inf", "0xFC00"});
+  }
+  expect_bad(model_with_bad_scale(kGgmlQ4_0, 18, 32, 0, 7, 0xFE01), {"block 7 ", "nan"});
+}
+
+TEST(ModelFileCorruptQuant, Q4_KDAndDmin) {
+  // Q4_K: d at byte 0, dmin at byte 2 of each 144-byte super-block of 256 elements.
+  if (!dtype_is_supported(DType::Q4_K)) GTEST_SKIP() << "Q4_K not readable in this build";
+  expect_bad(model_with_bad_scale(kGgmlQ4_K, 144, 256, 0, 9, 0x7C00),
+                    {"tensor 'blk.0.ffn_up.weight'", "Q4_K", "block 9 ", "scale d = inf"});
+  expect_bad(model_with_bad_scale(kGgmlQ4_K, 144, 256, 2, 0, 0x7E00), {"block 0 ", "scale dmin = nan"});
+}
+
+TEST(ModelFileCorruptQuant, ScaleFieldOffsetsMatchTheBlockLayouts) {
+  int n = 0;
+  uint32_t off[2];
+  const char* names[2];
+  ASSERT_TRUE(quant_scale_fields(DType::Q2_K, &n, off, names));
+  EXPECT_EQ(n, 2);
+  EXPECT_EQ(off[0], offsetof(BlockQ2_K, d));
+  EXPECT_EQ(off[1], offsetof(BlockQ2_K, dmin));
+  ASSERT_TRUE(quant_scale_fields(DType::Q3_K, &n, off, names));
+  EXPECT_EQ(off[0], offsetof(BlockQ3_K, d));
+  ASSERT_TRUE(quant_scale_fields(DType::Q5_K, &n, off, names));
+  EXPECT_EQ(off[1], offsetof(BlockQ5_K, dmin));
+  ASSERT_TRUE(quant_scale_fields(DType::Q6_K, &n, off, names));
+  EXPECT_EQ(off[0], offsetof(BlockQ6_K, d));
+  ASSERT_TRUE(quant_scale_fields(DType::Q5_1, &n, off, names));
+  EXPECT_EQ(off[1], offsetof(BlockQ5_1, m));
+  EXPECT_FALSE(quant_scale_fields(DType::F16, &n, off, names));
+}
+
+TEST(ModelFileCorruptQuant, CliSaysItInOneLine) {
+  const std::string path = temp_dir() + "/corrupt_q4_0.gguf";
+  write_file(path, model_with_bad_scale(kGgmlQ4_0, 18, 32, 0, 3, 0x7C00).build());
+  for (const char* cmd : {"info", "run"}) {
+    auto r = run_tern({cmd, "-m", path, "-p", "x", "-n", "1"});
+    if (std::string(cmd) == "info") r = run_tern({cmd, "-m", path});
+    EXPECT_NE(r.exit_code, 0) << cmd;
+    EXPECT_NE(r.err.find("tensor 'blk.0.ffn_up.weight'"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("block 3 "), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
 }
