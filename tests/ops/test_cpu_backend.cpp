@@ -130,7 +130,7 @@ TEST(CpuBackend, MatmulEveryTypeEveryIsa) {
   };
   const std::vector<Case> cases = {
       {DType::F32, {67, 576}},       {DType::F16, {67, 576}},        {DType::BF16, {67, 576}},
-      {DType::Q8_0, {96, 576}},      {DType::Q4_0, {96, 576}},       {DType::Q4_1, {96, 576}},
+      {DType::Q8_0, {96, 576, 1568}}, {DType::Q4_0, {96, 576, 1568}}, {DType::Q4_1, {96, 576, 1568}},
       {DType::Q5_0, {96}},           {DType::Q5_1, {96}},            {DType::Q4_K, {256, 768, 2048}},
       {DType::Q6_K, {256, 768, 2048}}, {DType::Q2_K, {256}},         {DType::Q3_K, {256}},
       {DType::Q5_K, {256}},
@@ -139,6 +139,30 @@ TEST(CpuBackend, MatmulEveryTypeEveryIsa) {
     for (const Case& c : cases)
       for (int64_t n_in : c.n_in)
         for (int n_tokens : {1, 7, 33}) check_matmul(c.t, 37, n_in, n_tokens, 2, isa);
+}
+
+// Batching must never change results: a token's output row is bit-identical whether the token is alone in
+// the call or one of many, for every weight type and path (the server relies on it).
+TEST(CpuBackend, MatmulRowDoesNotDependOnTheBatch) {
+  Rng rng(77);
+  for (CpuIsa isa : isas())
+    for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K,
+                    DType::Q6_K}) {
+      const int64_t n_out = 45, n_in = 768;
+      Weights w = make_weights(t, n_out, n_in, 300 + static_cast<uint64_t>(t));
+      const int n_tokens = 13;
+      std::vector<float> x = random_floats(rng, static_cast<size_t>(n_tokens * n_in), -2.0f, 2.0f);
+      auto cpu = make_cpu_backend_isa(2, isa);
+      std::vector<float> all(static_cast<size_t>(n_tokens * n_out));
+      cpu->matmul(w.view, x.data(), n_tokens, all.data());
+      for (int tk = 0; tk < n_tokens; ++tk) {
+        std::vector<float> one(static_cast<size_t>(n_out));
+        cpu->matmul(w.view, x.data() + tk * n_in, 1, one.data());
+        for (int64_t r = 0; r < n_out; ++r)
+          ASSERT_EQ(one[static_cast<size_t>(r)], all[static_cast<size_t>(tk * n_out + r)])
+              << cpu_isa_name(isa) << " " << dtype_name(t) << " token " << tk << " row " << r;
+      }
+    }
 }
 
 TEST(CpuBackend, MatmulThreadCounts) {

@@ -4,6 +4,7 @@
 
 #include "backend/backend.h"
 #include "commands.h"
+#include "common.h"
 #include "formats/model_file.h"
 #include "model/llama.h"
 
@@ -35,7 +36,9 @@ int cmd_logits(const Args& a) {
   if (a.integer("threads") < 0) return fail("logits", "--threads must be >= 0, got " + a.str("threads"));
   auto backend = make_backend(a.str("backend"), static_cast<int>(a.integer("threads")));
   if (!backend) return fail("logits", backend.message());
-  auto model = LlamaModel::create(c, mf.value()->weights, *backend.value(), static_cast<int>(ids.size()));
+  auto kv = kv_options(a);
+  if (!kv) return fail("logits", kv.message());
+  auto model = LlamaModel::create(c, mf.value()->weights, *backend.value(), static_cast<int>(ids.size()), 64, kv.value());
   if (!model) return fail("logits", model.message());
 
   const size_t V = static_cast<size_t>(c.vocab_size);

@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/qgemm.h"
 #include "core/quant.h"
 #include "core/thread_pool.h"
 
@@ -84,7 +86,8 @@ Path path_for(DType t) {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(int n_threads, CpuIsa isa) : pool_(n_threads), k_(kernels_for(isa)), attn_(pool_, k_) {
+  CpuBackend(int n_threads, CpuIsa isa)
+      : pool_(n_threads), k_(kernels_for(isa)), qgemm_(isa == CpuIsa::Avx512), attn_(pool_, k_) {
     row_scratch_.resize(static_cast<size_t>(pool_.size()));
   }
 
@@ -124,8 +127,29 @@ class CpuBackend final : public Backend {
     const int64_t block_rows = std::clamp<int64_t>(static_cast<int64_t>((32 << 10) / std::max<size_t>(rbytes, 1)), 1, 64);
     const Kernels& k = k_;
 
+    if (path == Path::Quant && qgemm_) {
+      // The packed integer GEMM (qgemm.h): activations quantized and packed once per call, weights packed
+      // once per tensor; blocks of rows are spread over the threads.
+      const int64_t nb = n_in / cpu::kQ8XBlock, ng = (nb + cpu::kQGroup - 1) / cpu::kQGroup;
+      const uint8_t* packed = packed_weights(w);
+      grow(xg_, static_cast<size_t>(n_tokens * ng));
+      cpu::XGroup* xg = xg_.data();
+      pool_.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
+        for (int64_t t = t0; t < t1; ++t) cpu::qgemm_pack_x(dt, x + t * n_in, xg + t * ng, nb);
+      });
+      // Rows per block: about 16 KiB of weights, which stay in L1 while every token tile passes over them.
+      const int64_t rows = std::clamp<int64_t>(static_cast<int64_t>((24 << 10) / rbytes) & ~int64_t{1}, 2, 32);
+      pool_.parallel_for((n_out + rows - 1) / rows, [&](int64_t i0, int64_t i1, int) {
+        const int64_t r0 = i0 * rows, r1 = std::min(n_out, i1 * rows);
+        for (int64_t b0 = r0; b0 < r1; b0 += rows)
+          cpu::qgemm_avx512(dt, packed + b0 * rbytes, static_cast<int64_t>(rbytes), std::min(rows, r1 - b0), nb, xg,
+                            ng, n_tokens, out + b0, n_out);
+      });
+      return;
+    }
+
     if (path == Path::Quant) {
-      // Each activation row is quantized once per call, not once per weight row.
+      // One integer dot product per (row, token): each activation row is quantized once per call.
       const int64_t nb = n_in / cpu::kQ8XBlock;
       grow(xq_, static_cast<size_t>(n_tokens * nb));
       BlockQ8X* xq = xq_.data();
@@ -134,24 +158,11 @@ class CpuBackend final : public Backend {
       });
       float (*dot)(const void*, const BlockQ8X*, int64_t) =
           dt == DType::Q8_0 ? k.dot_q8_0 : dt == DType::Q4_0 ? k.dot_q4_0 : k.dot_q4_1;
-      void (*dot4)(const void*, const BlockQ8X*, int64_t, int64_t, float*) =
-          dt == DType::Q8_0 ? k.dot4_q8_0 : dt == DType::Q4_0 ? k.dot4_q4_0 : k.dot4_q4_1;
-      constexpr int T = cpu::kTokenTile;
       pool_.parallel_for(n_out, [&](int64_t r0, int64_t r1, int) {
         for (int64_t b0 = r0; b0 < r1; b0 += block_rows) {
           const int64_t b1 = std::min(r1, b0 + block_rows);
-          int t = 0;
-          if (dot4 != nullptr) {
-            float o[T];
-            for (; t + T <= n_tokens; t += T)
-              for (int64_t r = b0; r < b1; ++r) {
-                dot4(wdata + r * rbytes, xq + t * nb, nb, nb, o);
-                for (int j = 0; j < T; ++j) out[(t + j) * n_out + r] = o[j];
-              }
-          }
-          for (; t < n_tokens; ++t)
-            for (int64_t r = b0; r < b1; ++r)
-              out[t * n_out + r] = dot(wdata + r * rbytes, xq + t * nb, nb);
+          for (int t = 0; t < n_tokens; ++t)
+            for (int64_t r = b0; r < b1; ++r) out[t * n_out + r] = dot(wdata + r * rbytes, xq + t * nb, nb);
         }
       });
       return;
@@ -250,8 +261,31 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // The packed copy of a Q8_0/Q4_0/Q4_1 weight tensor for the integer GEMM, made at its first use and kept
+  // for the backend's life (keyed by the tensor's data pointer; weights never move).
+  const uint8_t* packed_weights(const TensorView& w) {
+    auto it = packed_.find(w.data);
+    if (it != packed_.end()) return reinterpret_cast<const uint8_t*>(it->second.data());
+    std::vector<Line>& buf = packed_[w.data];
+    const int64_t n_rows = w.rows(), nb = w.cols() / cpu::kQ8XBlock;
+    const size_t rb = row_bytes(w.dtype, w.cols());
+    buf.resize((rb * static_cast<size_t>(n_rows) + sizeof(Line) - 1) / sizeof(Line));
+    uint8_t* dst = reinterpret_cast<uint8_t*>(buf.data());
+    const uint8_t* src = static_cast<const uint8_t*>(w.data);
+    pool_.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
+      cpu::qgemm_pack_weights(w.dtype, src + r0 * rb, dst + r0 * rb, r1 - r0, nb);
+    });
+    return dst;
+  }
+
   ThreadPool pool_;
   const Kernels& k_;
+  bool qgemm_;  // the packed integer GEMM is available (AVX-512 VNNI)
+  struct alignas(64) Line {
+    uint8_t b[64];
+  };  // packed tensors start on a cache line
+  std::unordered_map<const void*, std::vector<Line>> packed_;
+  std::vector<cpu::XGroup> xg_;  // packed activations of one matmul call
   cpu::Attention attn_;
   std::vector<BlockQ8X> xq_;                      // quantized activations of one matmul call
   std::vector<std::vector<float>> row_scratch_;   // per thread: one dequantized weight row

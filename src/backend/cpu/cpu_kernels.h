@@ -33,19 +33,12 @@ struct Kernels {
   float (*dot_q8_0)(const void* w, const BlockQ8X* x, int64_t n_blocks);
   float (*dot_q4_0)(const void* w, const BlockQ8X* x, int64_t n_blocks);
   float (*dot_q4_1)(const void* w, const BlockQ8X* x, int64_t n_blocks);
-  // One weight row against kTokenTile activation rows (x, x + x_stride, ...): the weight codes are unpacked
-  // once for all of them (prefill). out[j] is the dot with row j. Null where an ISA has no tiled form.
-  void (*dot4_q8_0)(const void* w, const BlockQ8X* x, int64_t x_stride, int64_t n_blocks, float* out);
-  void (*dot4_q4_0)(const void* w, const BlockQ8X* x, int64_t x_stride, int64_t n_blocks, float* out);
-  void (*dot4_q4_1)(const void* w, const BlockQ8X* x, int64_t x_stride, int64_t n_blocks, float* out);
   // Element-wise helpers of attention and the KV cache: f16 <-> f32 rows (round to nearest even), and
   // y += a * x.
   void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n);
   void (*f32_to_f16)(const float* src, uint16_t* dst, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);
 };
-
-constexpr int kTokenTile = 4;
 
 const Kernels& scalar_kernels();
 const Kernels& avx2_kernels();    // requires avx2, fma, f16c

@@ -169,76 +169,6 @@ TERN_AVX512 float dot_q4_1(const void* w, const BlockQ8X* x, int64_t nb) {
   return dot_q4<true>(static_cast<const BlockQ4_1*>(w), x, nb);
 }
 
-// Four tokens per weight row: the two blocks' codes are unpacked (or sign-split, for Q8_0) once and fed to
-// four vpdpbusd against four tokens' activations; the four accumulators are independent chains.
-template <int kType>  // 0: Q8_0, 1: Q4_0, 2: Q4_1
-TERN_AVX512 inline void dot4(const void* w, const BlockQ8X* x, int64_t xs, int64_t nb, float* out) {
-  constexpr int T = kTokenTile;
-  __m512 acc[T];
-  float off[T];
-  for (int j = 0; j < T; ++j) acc[j] = _mm512_setzero_ps(), off[j] = 0.0f;
-  const uint8_t* base = static_cast<const uint8_t*>(w);
-  constexpr size_t bsz = kType == 0 ? sizeof(BlockQ8_0) : kType == 1 ? sizeof(BlockQ4_0) : sizeof(BlockQ4_1);
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    const uint8_t* b0 = base + b * bsz;
-    const uint8_t* b1 = b0 + bsz;
-    uint16_t h0, h1;
-    __builtin_memcpy(&h0, b0, 2);
-    __builtin_memcpy(&h1, b1, 2);
-    const float d0 = h2f(h0), d1 = h2f(h1);
-    const __m512 dw = scale2(d0, d1);
-    __m512i u;
-    __mmask64 neg = 0;
-    if constexpr (kType == 0) {
-      const __m512i qw = _mm512_inserti64x4(
-          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + 2))),
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1 + 2)), 1);
-      u = _mm512_abs_epi8(qw);
-      neg = _mm512_movepi8_mask(qw);
-    } else {
-      constexpr size_t qoff = kType == 1 ? 2 : 4;
-      u = unpack_q4_x2(b0 + qoff, b1 + qoff);
-    }
-    float m0 = 0.0f, m1 = 0.0f;
-    if constexpr (kType == 2) {
-      uint16_t g0, g1;
-      __builtin_memcpy(&g0, b0 + 2, 2);
-      __builtin_memcpy(&g1, b1 + 2, 2);
-      m0 = h2f(g0), m1 = h2f(g1);
-    } else if constexpr (kType == 1) {
-      m0 = -8.0f * d0, m1 = -8.0f * d1;
-    }
-    for (int j = 0; j < T; ++j) {
-      const BlockQ8X* xb = x + j * xs + b;
-      __m512i s = load_x2(xb);
-      if constexpr (kType == 0) s = _mm512_mask_sub_epi8(s, neg, _mm512_setzero_si512(), s);
-      acc[j] = _mm512_fmadd_ps(_mm512_mul_ps(dw, scale2(xb[0].d, xb[1].d)), dot_u8s8_x2(u, s), acc[j]);
-      if constexpr (kType != 0) off[j] += m0 * xb[0].sum + m1 * xb[1].sum;
-    }
-  }
-  for (int j = 0; j < T; ++j) {
-    float tail = 0.0f;
-    if (b < nb) {  // the odd last block through the single-token kernels
-      const void* wl = base + b * bsz;
-      tail = kType == 0 ? dot_q8_0(wl, x + j * xs + b, nb - b)
-           : kType == 1 ? dot_q4_0(wl, x + j * xs + b, nb - b)
-                        : dot_q4_1(wl, x + j * xs + b, nb - b);
-    }
-    out[j] = _mm512_reduce_add_ps(acc[j]) + off[j] + tail;
-  }
-}
-
-TERN_AVX512 void dot4_q8_0(const void* w, const BlockQ8X* x, int64_t xs, int64_t nb, float* out) {
-  dot4<0>(w, x, xs, nb, out);
-}
-TERN_AVX512 void dot4_q4_0(const void* w, const BlockQ8X* x, int64_t xs, int64_t nb, float* out) {
-  dot4<1>(w, x, xs, nb, out);
-}
-TERN_AVX512 void dot4_q4_1(const void* w, const BlockQ8X* x, int64_t xs, int64_t nb, float* out) {
-  dot4<2>(w, x, xs, nb, out);
-}
-
 TERN_AVX512 void f16_to_f32(const uint16_t* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = tail_mask(n - i);
@@ -261,8 +191,8 @@ TERN_AVX512 void axpy(float a, const float* x, float* y, int64_t n) {
   }
 }
 
-constexpr Kernels kAvx512 = {dot_f32,   dot_f16,   dot_bf16,   dot_q8_0,   dot_q4_0, dot_q4_1,
-                             dot4_q8_0, dot4_q4_0, dot4_q4_1, f16_to_f32, f32_to_f16, axpy};
+constexpr Kernels kAvx512 = {dot_f32,  dot_f16,    dot_bf16,   dot_q8_0, dot_q4_0,
+                             dot_q4_1, f16_to_f32, f32_to_f16, axpy};
 
 }  // namespace
 

@@ -97,8 +97,8 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-constexpr Kernels kScalar = {dot_f32,  dot_f16, dot_bf16, dot_q8_0,   dot_q4_0,   dot_q4_1, nullptr,
-                             nullptr,  nullptr, f16_to_f32, f32_to_f16, axpy};
+constexpr Kernels kScalar = {dot_f32,  dot_f16,    dot_bf16,   dot_q8_0, dot_q4_0,
+                             dot_q4_1, f16_to_f32, f32_to_f16, axpy};
 
 }  // namespace
 

@@ -1,0 +1,60 @@
+// Integer GEMM for Q8_0, Q4_0 and Q4_1 weights on AVX-512 VNNI: out (n_tokens, n_out) = x @ W^T with x
+// quantized to int8 per block of 32 on the fly.
+//
+// Layout. vpdpbusd sums four u8 x s8 products into each of 16 int32 lanes. The weights are repacked once
+// (at first use) so that lane k of a 64-byte load holds four codes of block k of a group of 16 blocks:
+// eight such loads (steps s = 0..7, elements 4s..4s+3 of every block) leave each lane holding its whole
+// block's integer dot product, and one int->float conversion plus two FMAs apply the 16 blocks' scales at
+// once. Per row, a group of m blocks (16, or fewer for the row's last group) is stored as
+//   Q8_0: codes[8][m][4] as u8 (w + 128), then d[m] f16                        34 m bytes
+//   Q4_0: codes[4][m][4], byte = elements (4p + j) | (4p + 16 + j) << 4, d[m]    18 m bytes
+//   Q4_1: as Q4_0, then d[m], m[m] f16                                          20 m bytes
+// so a packed row has exactly the bytes of the original row. (Q4_0 and Q4_1 keep ggml's nibble pairing:
+// the byte of pair p, lane k, position j is block k's qs[4p + j].)
+//
+// Offsets. With u the unsigned codes and x_b the int8 activations of block b with scale dx_b and
+// s_b = dx_b * sum(x_b):
+//   Q8_0: w = dw (u - 128)   ->  dot_b = dw (dx I_b - 128 s_b)
+//   Q4_0: w = dw (u - 8)     ->  dot_b = dw (dx I_b - 8 s_b)
+//   Q4_1: w = dw u + m       ->  dot_b = dw dx I_b + m s_b
+// where I_b = sum(u * x_b) is exact in int32. The activation side carries dx_b and c_b = k s_b (k = -128,
+// -8 or 1) per block, packed per token in the same lane order.
+//
+// Every (row, token) result goes through the same instruction sequence whatever the tile it is computed
+// in, so a token's output does not depend on the other tokens of the call (batching never changes results).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace tern::cpu {
+
+constexpr int kQGroup = 16;  // blocks per group
+
+// Whether the packed GEMM handles weights of type t.
+inline bool qgemm_supports(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
+
+// Repacks n_rows rows of n_blocks blocks (row_bytes(t, 32 * n_blocks) each) from ggml layout into `dst`
+// (the same size).
+void qgemm_pack_weights(DType t, const void* src, uint8_t* dst, int64_t n_rows, int64_t n_blocks);
+
+// One token's activations, packed: per group of 16 blocks, the int8 codes in step-major lane order, then
+// dx[16] and c[16]. Groups past the row's blocks are zero.
+struct alignas(64) XGroup {
+  int8_t q[8 * 64];
+  float d[kQGroup];
+  float c[kQGroup];
+};
+
+// Quantizes one activation row (n = 32 * n_blocks floats) into ceil(n_blocks / 16) groups for weights of
+// type t (which fixes c's factor). The rounding is quantize_row_q8x's.
+void qgemm_pack_x(DType t, const float* x, XGroup* out, int64_t n_blocks);
+
+// out[t * out_stride + r] for rows [0, n_rows) of the packed weights (row stride row_bytes) and tokens
+// [0, n_tokens) of the packed activations (x_stride groups apart). Requires AVX-512 VNNI.
+void qgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_blocks, const XGroup* x,
+                  int64_t x_stride, int n_tokens, float* out, int64_t out_stride);
+
+}  // namespace tern::cpu
