@@ -12,6 +12,7 @@
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/fgemm.h"
 #include "backend/cpu/qgemm.h"
 #include "core/quant.h"
 #include "core/thread_pool.h"
@@ -89,6 +90,7 @@ class CpuBackend final : public Backend {
   CpuBackend(int n_threads, CpuIsa isa)
       : pool_(n_threads), k_(kernels_for(isa)), qgemm_(isa == CpuIsa::Avx512), attn_(pool_, k_) {
     row_scratch_.resize(static_cast<size_t>(pool_.size()));
+    fscratch_.resize(static_cast<size_t>(pool_.size()));
   }
 
   const char* name() const override { return "cpu"; }
@@ -163,6 +165,22 @@ class CpuBackend final : public Backend {
           const int64_t b1 = std::min(r1, b0 + block_rows);
           for (int t = 0; t < n_tokens; ++t)
             for (int64_t r = b0; r < b1; ++r) out[t * n_out + r] = dot(wdata + r * rbytes, xq + t * nb, nb);
+        }
+      });
+      return;
+    }
+
+    if (path == Path::Float && qgemm_) {
+      // The float GEMM (fgemm.h): blocks of 16 rows spread over the threads.
+      constexpr int64_t kRowBlock = 16;
+      const int64_t scratch = cpu::fgemm_scratch_floats(kRowBlock);
+      for (auto& f : fscratch_) grow(f, static_cast<size_t>(scratch / 16));
+      pool_.parallel_for((n_out + kRowBlock - 1) / kRowBlock, [&](int64_t i0, int64_t i1, int tid) {
+        float* sc = fscratch_[static_cast<size_t>(tid)].data()->f;
+        for (int64_t b = i0; b < i1; ++b) {
+          const int64_t r0 = b * kRowBlock, rows = std::min(kRowBlock, n_out - r0);
+          cpu::fgemm_avx512(dt, wdata + r0 * rbytes, static_cast<int64_t>(rbytes), rows, n_in, x, n_tokens, out + r0,
+                            n_out, sc);
         }
       });
       return;
@@ -280,10 +298,14 @@ class CpuBackend final : public Backend {
 
   ThreadPool pool_;
   const Kernels& k_;
-  bool qgemm_;  // the packed integer GEMM is available (AVX-512 VNNI)
+  bool qgemm_;  // the packed integer GEMM and the float GEMM are available (AVX-512 VNNI)
   struct alignas(64) Line {
     uint8_t b[64];
   };  // packed tensors start on a cache line
+  struct alignas(64) Vec16 {
+    float f[16];
+  };
+  std::vector<std::vector<Vec16>> fscratch_;  // per thread: the float GEMM's parked accumulators
   std::unordered_map<const void*, std::vector<Line>> packed_;
   std::vector<cpu::XGroup> xg_;  // packed activations of one matmul call
   cpu::Attention attn_;
