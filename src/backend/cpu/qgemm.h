@@ -5,12 +5,14 @@
 // (at first use) so that lane k of a 64-byte load holds four codes of block k of a group of 16 blocks:
 // eight such loads (steps s = 0..7, elements 4s..4s+3 of every block) leave each lane holding its whole
 // block's integer dot product, and one int->float conversion plus two FMAs apply the 16 blocks' scales at
-// once. Per row, a group of m blocks (16, or fewer for the row's last group) is stored as
-//   Q8_0: codes[8][m][4] as u8 (w + 128), then d[m] f16                        34 m bytes
-//   Q4_0: codes[4][m][4], byte = elements (4p + j) | (4p + 16 + j) << 4, d[m]    18 m bytes
-//   Q4_1: as Q4_0, then d[m], m[m] f16                                          20 m bytes
-// so a packed row has exactly the bytes of the original row. (Q4_0 and Q4_1 keep ggml's nibble pairing:
-// the byte of pair p, lane k, position j is block k's qs[4p + j].)
+// once. Per row, each group of 16 blocks is stored as
+//   Q8_0: codes[8][16][4] as u8 (w + 128), then d[16] f16                        34 x 16 bytes
+//   Q4_0: codes[4][16][4], byte = elements (4p + j) | (4p + 16 + j) << 4, d[16]    18 x 16 bytes
+//   Q4_1: as Q4_0, then d[16], m[16] f16                                          20 x 16 bytes
+// (Q4_0 and Q4_1 keep ggml's nibble pairing: the byte of pair p, lane k, position j is block k's
+// qs[4p + j]). The row's last n_blocks % 16 blocks stay in ggml layout and go through the one-row dot
+// product of cpu_kernels.h against the token's blocks in BlockQ8X form: a group padded with empty lanes
+// would cost a whole group's instructions for a few blocks. A packed row has exactly the original's bytes.
 //
 // Offsets. With u the unsigned codes and x_b the int8 activations of block b with scale dx_b and
 // s_b = dx_b * sum(x_b):
@@ -27,6 +29,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/cpu/cpu_kernels.h"
 #include "core/dtype.h"
 
 namespace tern::cpu {
@@ -40,21 +43,31 @@ inline bool qgemm_supports(DType t) { return t == DType::Q8_0 || t == DType::Q4_
 // (the same size).
 void qgemm_pack_weights(DType t, const void* src, uint8_t* dst, int64_t n_rows, int64_t n_blocks);
 
-// One token's activations, packed: per group of 16 blocks, the int8 codes in step-major lane order, then
-// dx[16] and c[16]. Groups past the row's blocks are zero.
+// One token's activations, packed: per full group of 16 blocks, the int8 codes in step-major lane order,
+// then dx[16] and c[16].
 struct alignas(64) XGroup {
   int8_t q[8 * 64];
   float d[kQGroup];
   float c[kQGroup];
 };
 
-// Quantizes one activation row (n = 32 * n_blocks floats) into ceil(n_blocks / 16) groups for weights of
-// type t (which fixes c's factor). The rounding is quantize_row_q8x's.
-void qgemm_pack_x(DType t, const float* x, XGroup* out, int64_t n_blocks);
+// Quantizes one activation row (n = 32 * n_blocks floats) into n_blocks / 16 groups for weights of type t
+// (which fixes c's factor) and the last n_blocks % 16 blocks as BlockQ8X into `tail`. The rounding is
+// quantize_row_q8x's.
+void qgemm_pack_x(DType t, const float* x, XGroup* groups, BlockQ8X* tail, int64_t n_blocks);
+
+// The activations of a call: tokens' groups x_stride apart, their tail blocks tail_stride apart.
+struct QgemmX {
+  const XGroup* groups;
+  int64_t stride;
+  const BlockQ8X* tail;
+  int64_t tail_stride;
+};
 
 // out[t * out_stride + r] for rows [0, n_rows) of the packed weights (row stride row_bytes) and tokens
-// [0, n_tokens) of the packed activations (x_stride groups apart). Requires AVX-512 VNNI.
-void qgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_blocks, const XGroup* x,
-                  int64_t x_stride, int n_tokens, float* out, int64_t out_stride);
+// [0, n_tokens); `tail_dot` is the one-row dot product of type t for the tail blocks. Requires AVX-512 VNNI.
+void qgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_blocks, const QgemmX& x,
+                  float (*tail_dot)(const void*, const BlockQ8X*, int64_t), int n_tokens, float* out,
+                  int64_t out_stride);
 
 }  // namespace tern::cpu

@@ -20,11 +20,12 @@ size_t codes_offset(DType t) { return t == DType::Q4_1 ? 4 : 2; }
 void qgemm_pack_weights(DType t, const void* src, uint8_t* dst, int64_t n_rows, int64_t n_blocks) {
   const size_t bb = block_bytes_of(t), qoff = codes_offset(t);
   const size_t rb = bb * static_cast<size_t>(n_blocks);
+  const int64_t full = n_blocks / kQGroup * kQGroup;
   for (int64_t r = 0; r < n_rows; ++r) {
     const uint8_t* in = static_cast<const uint8_t*>(src) + r * rb;
     uint8_t* out = dst + r * rb;
-    for (int64_t g0 = 0; g0 < n_blocks; g0 += kQGroup) {
-      const int m = static_cast<int>(std::min<int64_t>(kQGroup, n_blocks - g0));
+    for (int64_t g0 = 0; g0 < full; g0 += kQGroup) {
+      constexpr int m = kQGroup;
       const uint8_t* blk = in + g0 * bb;
       if (t == DType::Q8_0) {
         for (int s = 0; s < 8; ++s)
@@ -43,24 +44,25 @@ void qgemm_pack_weights(DType t, const void* src, uint8_t* dst, int64_t n_rows, 
         out += 2 * m;
       }
     }
+    std::memcpy(out, in + full * bb, (n_blocks - full) * bb);  // the tail, as it was
   }
 }
 
-void qgemm_pack_x(DType t, const float* x, XGroup* out, int64_t n_blocks) {
+void qgemm_pack_x(DType t, const float* x, XGroup* groups, BlockQ8X* tail, int64_t n_blocks) {
   const float kc = t == DType::Q8_0 ? -128.0f : t == DType::Q4_0 ? -8.0f : 1.0f;
-  const int64_t n_groups = (n_blocks + kQGroup - 1) / kQGroup;
+  const int64_t n_groups = n_blocks / kQGroup;
   BlockQ8X b[kQGroup];
   for (int64_t g = 0; g < n_groups; ++g) {
-    const int m = static_cast<int>(std::min<int64_t>(kQGroup, n_blocks - g * kQGroup));
-    quantize_row_q8x(x + g * kQGroup * 32, b, 32 * m);
-    XGroup& o = out[g];
-    std::memset(&o, 0, sizeof(o));
-    for (int k = 0; k < m; ++k) {
+    quantize_row_q8x(x + g * kQGroup * 32, b, 32 * kQGroup);
+    XGroup& o = groups[g];
+    for (int k = 0; k < kQGroup; ++k) {
       for (int s = 0; s < 8; ++s) std::memcpy(o.q + s * 64 + k * 4, b[k].qs + 4 * s, 4);
       o.d[k] = b[k].d;
       o.c[k] = kc * b[k].sum;
     }
   }
+  const int64_t done = n_groups * kQGroup;
+  if (done < n_blocks) quantize_row_q8x(x + done * 32, tail, 32 * (n_blocks - done));
 }
 
 }  // namespace tern::cpu
