@@ -26,6 +26,17 @@ namespace tern {
 
 static_assert(std::endian::native == std::endian::little, "block fields are read as little-endian");
 
+void unpack_scale_min_k4(const uint8_t* s, int j, int& sc, int& m) {
+  if (j < 4) {
+    sc = s[j] & 63;
+    m = s[j + 4] & 63;
+  } else {
+    sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+    m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+
 namespace {
 
 // Copies block b of a row into a local struct: rows may sit at any address (memcpy is alignment-safe).
@@ -156,17 +167,6 @@ void dequant_q3_k(const void* src, float* y, int64_t nb) {
         }
       }
     }
-  }
-}
-
-// The "k4" 6-bit scale/min packing shared by Q4_K and Q5_K (see quant.h).
-void unpack_scale_min_k4(const uint8_t* s, int j, int& sc, int& m) {
-  if (j < 4) {
-    sc = s[j] & 63;
-    m = s[j + 4] & 63;
-  } else {
-    sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
-    m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
   }
 }
 

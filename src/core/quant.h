@@ -127,6 +127,9 @@ struct BlockQ6_K {
 };
 static_assert(sizeof(BlockQ6_K) == 210);
 
+// Scale and min (6 bits each) of sub-block j (0..7) from the 12-byte "k4" packing of Q4_K and Q5_K.
+void unpack_scale_min_k4(const uint8_t* scales, int j, int& sc, int& m);
+
 // Whether dequantize_row handles `t` (plain floats and the quantized types above).
 bool can_dequantize(DType t);
 // Whether quantize_row can produce `t` (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K).

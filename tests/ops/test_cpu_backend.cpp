@@ -82,7 +82,10 @@ Weights make_weights(DType t, int64_t n_out, int64_t n_in, uint64_t seed) {
   return w;
 }
 
-bool int8_activations(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
+// Types whose activations the cpu backend rounds to int8 (Q4_K only through the AVX-512 packed GEMM).
+bool int8_activations(DType t, CpuIsa isa) {
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1 || (t == DType::Q4_K && isa == CpuIsa::Avx512);
+}
 
 void check_matmul(DType t, int64_t n_out, int64_t n_in, int n_tokens, int n_threads, CpuIsa isa) {
   SCOPED_TRACE(testing::Message() << dtype_name(t) << " " << n_out << "x" << n_in << " tokens " << n_tokens
@@ -103,7 +106,7 @@ void check_matmul(DType t, int64_t n_out, int64_t n_in, int n_tokens, int n_thre
       double absdot = 0.0;
       for (int64_t i = 0; i < n_in; ++i) absdot += std::fabs(static_cast<double>(wr[i]) * xt[i]);
       double tol = static_cast<double>(n_in) * (FLT_EPSILON / 2) * absdot + 1e-6;
-      if (int8_activations(t)) {
+      if (int8_activations(t, isa)) {
         // x is rounded to d * round(x / d) per block of 32 with d = max|x_block| / 127, so each x_i moves by
         // at most d / 2 and the dot by at most sum_blocks (d_b / 2) * sum_{i in b} |w_i| (products of codes are
         // exact in int32; the block sums pick up the same fp32 rounding as above, counted twice for slack).

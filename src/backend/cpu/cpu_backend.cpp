@@ -71,7 +71,7 @@ void grow(std::vector<T>& v, size_t n) {
 }
 
 // How a matmul reads its weights.
-enum class Path { Float, Quant, Dequant };
+enum class Path { Float, Quant, QuantK, Dequant };
 
 Path path_for(DType t) {
   switch (t) {
@@ -81,6 +81,7 @@ Path path_for(DType t) {
     case DType::Q8_0:
     case DType::Q4_0:
     case DType::Q4_1: return Path::Quant;
+    case DType::Q4_K: return Path::QuantK;
     default: return Path::Dequant;
   }
 }
@@ -129,10 +130,13 @@ class CpuBackend final : public Backend {
     const int64_t block_rows = std::clamp<int64_t>(static_cast<int64_t>((32 << 10) / std::max<size_t>(rbytes, 1)), 1, 64);
     const Kernels& k = k_;
 
-    if (path == Path::Quant && qgemm_) {
+    if ((path == Path::Quant || path == Path::QuantK) && qgemm_) {
       // The packed integer GEMM (qgemm.h): activations quantized and packed once per call, weights packed
       // once per tensor; blocks of rows are spread over the threads.
-      const int64_t nb = n_in / cpu::kQ8XBlock, ng = nb / cpu::kQGroup, nt = nb - ng * cpu::kQGroup;
+      const int64_t nb = n_in / cpu::kQ8XBlock;
+      const cpu::QgemmLayout lay = cpu::qgemm_layout(dt, nb);
+      const int64_t ng = lay.x_groups(), nt = lay.tail;
+      const size_t prb = static_cast<size_t>(lay.row_bytes);
       const uint8_t* packed = packed_weights(w);
       grow(xg_, static_cast<size_t>(n_tokens * ng + 1));
       grow(xq_, static_cast<size_t>(n_tokens * nt + 1));
@@ -143,13 +147,13 @@ class CpuBackend final : public Backend {
       });
       const cpu::QgemmX xs{xg, ng, xt, nt};
       float (*tail_dot)(const void*, const BlockQ8X*, int64_t) =
-          dt == DType::Q8_0 ? k.dot_q8_0 : dt == DType::Q4_0 ? k.dot_q4_0 : k.dot_q4_1;
+          dt == DType::Q8_0 ? k.dot_q8_0 : dt == DType::Q4_0 ? k.dot_q4_0 : dt == DType::Q4_1 ? k.dot_q4_1 : nullptr;
       // Rows per block: about 16 KiB of weights, which stay in L1 while every token tile passes over them.
-      const int64_t rows = std::clamp<int64_t>(static_cast<int64_t>((24 << 10) / rbytes) & ~int64_t{1}, 2, 32);
+      const int64_t rows = std::clamp<int64_t>(static_cast<int64_t>((16 << 10) / prb) & ~int64_t{1}, 2, 32);
       pool_.parallel_for((n_out + rows - 1) / rows, [&](int64_t i0, int64_t i1, int) {
         const int64_t r0 = i0 * rows, r1 = std::min(n_out, i1 * rows);
         for (int64_t b0 = r0; b0 < r1; b0 += rows)
-          cpu::qgemm_avx512(dt, packed + b0 * rbytes, static_cast<int64_t>(rbytes), std::min(rows, r1 - b0), nb, xs,
+          cpu::qgemm_avx512(dt, packed + b0 * prb, static_cast<int64_t>(prb), std::min(rows, r1 - b0), nb, xs,
                             tail_dot, n_tokens, out + b0, n_out);
       });
       return;
@@ -292,11 +296,12 @@ class CpuBackend final : public Backend {
     std::vector<Line>& buf = packed_[w.data];
     const int64_t n_rows = w.rows(), nb = w.cols() / cpu::kQ8XBlock;
     const size_t rb = row_bytes(w.dtype, w.cols());
-    buf.resize((rb * static_cast<size_t>(n_rows) + sizeof(Line) - 1) / sizeof(Line));
+    const size_t prb = static_cast<size_t>(cpu::qgemm_layout(w.dtype, nb).row_bytes);
+    buf.resize((prb * static_cast<size_t>(n_rows) + sizeof(Line) - 1) / sizeof(Line));
     uint8_t* dst = reinterpret_cast<uint8_t*>(buf.data());
     const uint8_t* src = static_cast<const uint8_t*>(w.data);
     pool_.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
-      cpu::qgemm_pack_weights(w.dtype, src + r0 * rb, dst + r0 * rb, r1 - r0, nb);
+      cpu::qgemm_pack_weights(w.dtype, src + r0 * rb, dst + r0 * prb, r1 - r0, nb);
     });
     return dst;
   }

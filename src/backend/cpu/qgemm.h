@@ -14,6 +14,12 @@
 // product of cpu_kernels.h against the token's blocks in BlockQ8X form: a group padded with empty lanes
 // would cost a whole group's instructions for a few blocks. A packed row has exactly the original's bytes.
 //
+// Q4_K: a group is two super-blocks (16 sub-blocks of 32, each its own lane):
+//   codes[4][16][4] as Q4_0's pairing, d[2] f16, dmin[2] f16, sc[16] u8, m[16] u8  296 bytes
+// with w = d sc u - dmin m per sub-block, so dot_b = (d sc) dx I_b - (dmin m) s_b: the Q4_1 form with
+// scales d * sc and dmin * m formed exactly in fp32 in the kernel. A row with an odd number of
+// super-blocks ends in a half group (lanes 0..7, 148 bytes) read with masked loads.
+//
 // Offsets. With u the unsigned codes and x_b the int8 activations of block b with scale dx_b and
 // s_b = dx_b * sum(x_b):
 //   Q8_0: w = dw (u - 128)   ->  dot_b = dw (dx I_b - 128 s_b)
@@ -37,10 +43,22 @@ namespace tern::cpu {
 constexpr int kQGroup = 16;  // blocks per group
 
 // Whether the packed GEMM handles weights of type t.
-inline bool qgemm_supports(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
+inline bool qgemm_supports(DType t) {
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q4_K;
+}
 
-// Repacks n_rows rows of n_blocks blocks (row_bytes(t, 32 * n_blocks) each) from ggml layout into `dst`
-// (the same size).
+// How a row of n_blocks blocks of 32 is split: full groups of 16, then either a half group (Q4_K, 8 lanes,
+// in the packed activations as one more group) or tail blocks for the one-row dot (the other types).
+struct QgemmLayout {
+  int64_t groups = 0;       // full groups
+  bool half = false;        // a final half group (Q4_K)
+  int64_t tail = 0;         // blocks left to the one-row dot
+  int64_t row_bytes = 0;    // bytes of a packed row
+  int64_t x_groups() const { return groups + (half ? 1 : 0); }
+};
+QgemmLayout qgemm_layout(DType t, int64_t n_blocks);
+
+// Repacks n_rows rows of n_blocks blocks from ggml layout into `dst` (qgemm_layout(t).row_bytes each).
 void qgemm_pack_weights(DType t, const void* src, uint8_t* dst, int64_t n_rows, int64_t n_blocks);
 
 // One token's activations, packed: per full group of 16 blocks, the int8 codes in step-major lane order,
@@ -51,9 +69,9 @@ struct alignas(64) XGroup {
   float c[kQGroup];
 };
 
-// Quantizes one activation row (n = 32 * n_blocks floats) into n_blocks / 16 groups for weights of type t
-// (which fixes c's factor) and the last n_blocks % 16 blocks as BlockQ8X into `tail`. The rounding is
-// quantize_row_q8x's.
+// Quantizes one activation row (n = 32 * n_blocks floats) into the layout's x_groups() groups for weights of
+// type t (which fixes c's factor; a half group's lanes 8..15 are zero) and its tail blocks as BlockQ8X into
+// `tail`. The rounding is quantize_row_q8x's.
 void qgemm_pack_x(DType t, const float* x, XGroup* groups, BlockQ8X* tail, int64_t n_blocks);
 
 // The activations of a call: tokens' groups x_stride apart, their tail blocks tail_stride apart.

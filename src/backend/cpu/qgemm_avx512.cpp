@@ -27,7 +27,9 @@ constexpr int kRowsDecode = 1;  // R when there is one token: rows one after ano
 constexpr int64_t kPrefetchBytes = 32 << 10;
 
 // Bytes of a packed group of m blocks.
-constexpr int64_t group_bytes(DType t, int m) { return (t == DType::Q8_0 ? 34 : t == DType::Q4_0 ? 18 : 20) * m; }
+constexpr int64_t group_bytes(DType t, int m) {
+  return t == DType::Q4_K ? 18 * m + m / 2 : (t == DType::Q8_0 ? 34 : t == DType::Q4_0 ? 18 : 20) * m;
+}
 
 template <DType kT, int R, int T>
 TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, const QgemmX& xq,
@@ -44,8 +46,12 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
   for (int r = 0; r < R; ++r) wp[r] = w + r * row_bytes;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const int64_t n_groups = n_blocks / kQGroup;
-  constexpr int m = kQGroup;
-  for (int64_t g = 0; g < n_groups; ++g) {
+  // Q4_K rows may end in a half group (8 lanes, masked loads); the other types leave a tail to tail_dot.
+  constexpr bool kK = kT == DType::Q4_K;
+  const int64_t n_loop = kK ? (n_blocks + kQGroup - 1) / kQGroup : n_groups;
+  for (int64_t g = 0; g < n_loop; ++g) {
+    const int m = kK && g == n_groups ? kQGroup / 2 : kQGroup;
+    const __mmask16 mask = static_cast<__mmask16>(m == kQGroup ? 0xFFFF : 0x00FF);
     // ia gathers the group's integer dots. A single token (decode) would leave only R dependency chains of
     // vpdpbusd, so it also uses ib (odd steps, or the high nibbles); integer sums are exact, so splitting
     // them changes no result.
@@ -81,7 +87,7 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
         __m512i lo[R], hi[R];
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
-          const __m512i v = _mm512_loadu_si512(wp[r] + p * m * 4);
+          const __m512i v = kK ? _mm512_maskz_loadu_epi32(mask, wp[r] + p * m * 4) : _mm512_loadu_si512(wp[r] + p * m * 4);
           if (T == 1) _mm_prefetch(reinterpret_cast<const char*>(wp[r] + p * m * 4 + kPrefetchBytes), _MM_HINT_T0);
           lo[r] = _mm512_and_si512(v, m4);
           hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
@@ -106,6 +112,24 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
     __m512 dw[R], mw[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
+      if constexpr (kK) {
+        // d, dmin per super-block (lanes 0..7 and 8..15), then 6-bit scales and mins per lane: the products
+        // d * sc and dmin * m are exact in fp32, as in the dequantization.
+        const uint8_t* sp = wp[r] + codes;
+        const int n_sb = m / 8;
+        uint16_t h[4];
+        __builtin_memcpy(h, sp, 4 * n_sb);
+        const float d0 = _cvtsh_ss(h[0]), d1 = n_sb == 2 ? _cvtsh_ss(h[1]) : d0;
+        const float n0 = _cvtsh_ss(h[n_sb]), n1 = n_sb == 2 ? _cvtsh_ss(h[n_sb + 1]) : n0;
+        const __m512 dv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d0), _mm512_set1_ps(d1));
+        const __m512 nv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(-n0), _mm512_set1_ps(-n1));
+        const uint8_t* scp = sp + 4 * n_sb;
+        const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, scp)));
+        const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, scp + m)));
+        dw[r] = _mm512_mul_ps(dv, sc);
+        mw[r] = _mm512_mul_ps(nv, mn);
+        continue;
+      }
       dw[r] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp[r] + codes)));
       if constexpr (kT == DType::Q4_1)
         mw[r] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp[r] + codes + 2 * m)));
@@ -117,7 +141,7 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const __m512 f = _mm512_cvtepi32_ps(T == 1 ? _mm512_add_epi32(ia[r][t], ib[r]) : ia[r][t]);
-        if constexpr (kT == DType::Q4_1) {
+        if constexpr (kT == DType::Q4_1 || kK) {
           acc[r][t] = _mm512_fmadd_ps(dw[r], _mm512_mul_ps(xd, f), acc[r][t]);
           acc[r][t] = _mm512_fmadd_ps(mw[r], xc, acc[r][t]);
         } else {
@@ -133,7 +157,7 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       float v = _mm512_reduce_add_ps(acc[r][t]);
-      if (n_blocks > n_groups * kQGroup)
+      if (!kK && n_blocks > n_groups * kQGroup)
         v += tail_dot(wp[r], xq.tail + t * xq.tail_stride, n_blocks - n_groups * kQGroup);
       out[t * out_stride + r] = v;
     }
@@ -183,7 +207,8 @@ void qgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, 
   switch (t) {
     case DType::Q8_0: gemm<DType::Q8_0>(w, row_bytes, n_rows, n_blocks, x, tail_dot, n_tokens, out, out_stride); break;
     case DType::Q4_0: gemm<DType::Q4_0>(w, row_bytes, n_rows, n_blocks, x, tail_dot, n_tokens, out, out_stride); break;
-    default: gemm<DType::Q4_1>(w, row_bytes, n_rows, n_blocks, x, tail_dot, n_tokens, out, out_stride); break;
+    case DType::Q4_1: gemm<DType::Q4_1>(w, row_bytes, n_rows, n_blocks, x, tail_dot, n_tokens, out, out_stride); break;
+    default: gemm<DType::Q4_K>(w, row_bytes, n_rows, n_blocks, x, tail_dot, n_tokens, out, out_stride); break;
   }
 }
 
