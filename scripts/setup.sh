@@ -8,7 +8,8 @@ BUILD_DIR=${BUILD_DIR:-build}
 BUILD_TYPE=${BUILD_TYPE:-Release}
 
 need_apt=()
-for pkg in build-essential cmake libgtest-dev python3 python3-venv nlohmann-json3-dev pkg-config libpcre2-dev libutf8proc-dev; do
+for pkg in build-essential cmake libgtest-dev python3 python3-venv nlohmann-json3-dev pkg-config libpcre2-dev libutf8proc-dev \
+           libcpp-httplib-dev chromium chromium-driver; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
@@ -54,6 +55,17 @@ fi
 
 WERROR=OFF
 [ "${CI:-}" = "true" ] && WERROR=ON
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DTERN_WERROR="$WERROR" ${CMAKE_ARGS:-} >/dev/null
+# The CUDA backend is compiled wherever nvcc exists (on PATH or in /usr/local/cuda), GPU or not: its GPU tests
+# skip without a device, and the code never rots. TERN_CUDA=OFF in the environment opts out.
+CUDA=OFF
+if [ "${TERN_CUDA:-}" != "OFF" ]; then
+  if command -v nvcc >/dev/null 2>&1; then
+    CUDA=ON
+  elif [ -x /usr/local/cuda/bin/nvcc ]; then
+    CUDA=ON
+    export PATH="/usr/local/cuda/bin:$PATH"
+  fi
+fi
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DTERN_WERROR="$WERROR" -DTERN_CUDA="$CUDA" ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 echo "setup: done; binary at $BUILD_DIR/tern"

@@ -3,6 +3,8 @@
 // reference backend (tests/ops/).
 #pragma once
 
+#include <cstddef>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -17,6 +19,11 @@ namespace tern {
 // A row holds one position's n_kv_heads * head_dim values of type `dtype` (F32, F16 or Q8_0; for Q8_0,
 // head_dim is a multiple of 32 so that each head starts on a block boundary). A contiguous cache is the
 // case of one block of n_ctx rows, or of a table 0, 1, 2, ...
+//
+// Every pointer of a view lives in its backend's memory (Backend::alloc): host memory for cpu and
+// reference, device memory for cuda. That includes the block table: LlamaModel uploads each call's tables
+// into a backend buffer before the layers run (one copy per forward call, none for host backends), so a
+// device kernel reads `blocks` directly. k_row/v_row dereference `blocks` and are for host backends only.
 struct KvView {
   DType dtype = DType::F32;
   uint8_t* k = nullptr;      // this layer's key pool: block b starts at k + b * block_bytes
@@ -31,15 +38,54 @@ struct KvView {
   uint8_t* v_row(int64_t pos) const { return v + blocks[pos / block_size] * block_bytes + (pos % block_size) * row_bytes; }
 };
 
+class WeightStore;
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
 
+  // --- Memory in the backend's place ------------------------------------------------------------------
+  // Activations, the KV cache pools and block tables live where the backend computes: every float* an op
+  // takes (and every pointer of a KvView) comes from alloc(). Weights stay TensorViews of host memory; a
+  // backend that needs them elsewhere copies them once in prepare() and finds its copy by the host pointer.
+  // The defaults are host memory, so the cpu and reference backends pay nothing for this seam.
+
+  // Whether alloc() returns host memory (then callers may read and write buffers directly and skip copies).
+  virtual bool host_memory() const { return true; }
+  // `bytes` of zero-filled memory, 64-byte aligned; an error naming the size when it cannot be had.
+  virtual Result<void*> alloc(size_t bytes);
+  virtual void dealloc(void* p);
+  // Copies between host memory and backend memory, and within backend memory (regions may overlap for
+  // copy()). copy_to_host waits for the ops queued before it and reports any error they hit.
+  virtual Status copy_to_host(void* host_dst, const void* src, size_t bytes) {
+    if (bytes) std::memcpy(host_dst, src, bytes);
+    return Status();
+  }
+  virtual void copy_from_host(void* dst, const void* host_src, size_t bytes) {
+    if (bytes) std::memcpy(dst, host_src, bytes);
+  }
+  virtual void copy(void* dst, const void* src, size_t bytes) {
+    if (bytes) std::memmove(dst, src, bytes);
+  }
+  // Called once per model by LlamaModel::create, before any op: a device backend uploads the weights here
+  // (and rejects, naming the tensor, any type it cannot compute with). A backend keeps what it prepared
+  // until it is destroyed, so one backend can serve several models.
+  virtual Status prepare(const WeightStore& weights) { return Status(); }
+  // Waits until every queued op has finished; the first error any of them hit (ops themselves return
+  // nothing, so a device backend records its first failure and reports it here and in copy_to_host).
+  virtual Status synchronize() { return Status(); }
+  // Whether kv_store/attention handle a cache of this type (cpu and reference: F32, F16, Q8_0).
+  virtual bool supports_kv(DType t) const { return t == DType::F32 || t == DType::F16 || t == DType::Q8_0; }
+
+  // --- Ops -----------------------------------------------------------------------------------------------
+  // Pointers are backend memory (see above), except where an op says host.
+
   // Whether matmul/embedding/rmsnorm accept weights of this type.
   virtual bool supports(DType t) const = 0;
 
   // out (n_tokens, n_in... ) <- rows `tokens[t]` of table (vocab, dim): out (n_tokens, dim).
+  // `tokens` is host memory on every backend.
   virtual void embedding(const TensorView& table, const int* tokens, int n_tokens, float* out) = 0;
 
   // out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w, for n_tokens rows of width n = w.numel().
@@ -76,6 +122,48 @@ class Backend {
   virtual void add_bias(float* x, const TensorView& b, int n_tokens) = 0;
 };
 
+// A buffer of backend memory, freed with its backend's dealloc (move-only). The backend must outlive it.
+class BackendBuffer {
+ public:
+  BackendBuffer() = default;
+  static Result<BackendBuffer> make(Backend& be, size_t bytes) {
+    BackendBuffer b;
+    if (bytes == 0) return Result<BackendBuffer>(std::move(b));
+    auto p = be.alloc(bytes);
+    if (!p) return p.status();
+    b.be_ = &be;
+    b.p_ = p.value();
+    b.n_ = bytes;
+    return Result<BackendBuffer>(std::move(b));
+  }
+  BackendBuffer(BackendBuffer&& o) noexcept : be_(o.be_), p_(o.p_), n_(o.n_) { o.be_ = nullptr, o.p_ = nullptr, o.n_ = 0; }
+  BackendBuffer& operator=(BackendBuffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      be_ = o.be_, p_ = o.p_, n_ = o.n_;
+      o.be_ = nullptr, o.p_ = nullptr, o.n_ = 0;
+    }
+    return *this;
+  }
+  BackendBuffer(const BackendBuffer&) = delete;
+  BackendBuffer& operator=(const BackendBuffer&) = delete;
+  ~BackendBuffer() { reset(); }
+
+  void reset() {
+    if (p_) be_->dealloc(p_);
+    be_ = nullptr, p_ = nullptr, n_ = 0;
+  }
+  void* get() const { return p_; }
+  float* f32() const { return static_cast<float*>(p_); }
+  uint8_t* u8() const { return static_cast<uint8_t*>(p_); }
+  size_t size() const { return n_; }
+
+ private:
+  Backend* be_ = nullptr;
+  void* p_ = nullptr;
+  size_t n_ = 0;
+};
+
 // The reference backend: plain scalar loops, the oracle for every faster path.
 std::unique_ptr<Backend> make_reference_backend();
 
@@ -83,8 +171,18 @@ std::unique_ptr<Backend> make_reference_backend();
 // n_threads <= 0 means the number of physical cores.
 std::unique_ptr<Backend> make_cpu_backend(int n_threads);
 
-// A backend by name: "cpu" or "reference"; an error naming the choices for anything else.
-// n_threads applies to "cpu" (<= 0: physical cores).
+// How to build a backend from the command line's choices.
+struct BackendOptions {
+  std::string name = "cpu";      // cpu, reference or cuda
+  int threads = 0;               // cpu: <= 0 means the physical cores
+  std::string matmul = "fast";   // cuda: decode matrix-vector kernel (naive, warp, fast, cublas)
+  bool graphs = true;            // cuda: CUDA graphs for the decode step
+};
+Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& o);
+
+// A backend by name: "cpu", "reference" or "cuda" (the NVIDIA GPU backend, backend/cuda/cuda_backend.h,
+// with its default options; in a build without TERN_CUDA an error saying so); an error naming the choices
+// for anything else. n_threads applies to "cpu" (<= 0: physical cores).
 Result<std::unique_ptr<Backend>> make_backend(const std::string& name, int n_threads);
 
 }  // namespace tern

@@ -62,16 +62,38 @@ Status validate_llama_weights(const ModelConfig& c, const WeightStore& w, const 
 
 LlamaModel::LlamaModel(const ModelConfig& c, Backend& b, int n_ctx, int max_batch, KvCache cache)
     : c_(c), be_(b), n_ctx_(n_ctx), max_batch_(max_batch), cache_(std::move(cache)) {
-  const size_t B = static_cast<size_t>(max_batch);
-  x_.resize(B * c.dim);
-  xb_.resize(B * std::max(c.dim, c.q_dim()));
-  q_.resize(B * c.q_dim());
-  k_.resize(B * c.kv_dim());
-  v_.resize(B * c.kv_dim());
-  att_.resize(B * c.q_dim());
-  hb_.resize(B * c.hidden_dim);
-  hb2_.resize(B * c.hidden_dim);
-  tok_.resize(B);
+  tok_.resize(static_cast<size_t>(max_batch));
+  seq_tables_.resize(static_cast<size_t>(max_batch));
+}
+
+Status LlamaModel::alloc_buffers(const std::vector<float>& rope_freqs) {
+  const size_t B = static_cast<size_t>(max_batch_), F = sizeof(float);
+  auto make = [&](BackendBuffer& buf, size_t bytes, const char* what) -> Status {
+    auto r = BackendBuffer::make(be_, bytes);
+    if (!r) return error(std::string("activation buffer '") + what + "': " + r.message());
+    buf = std::move(r.value());
+    return Status();
+  };
+  TERN_TRY(make(x_, B * c_.dim * F, "x"));
+  TERN_TRY(make(xb_, B * std::max(c_.dim, c_.q_dim()) * F, "xb"));
+  TERN_TRY(make(q_, B * c_.q_dim() * F, "q"));
+  TERN_TRY(make(k_, B * c_.kv_dim() * F, "k"));
+  TERN_TRY(make(v_, B * c_.kv_dim() * F, "v"));
+  TERN_TRY(make(att_, B * c_.q_dim() * F, "att"));
+  TERN_TRY(make(hb_, B * c_.hidden_dim * F, "hb"));
+  TERN_TRY(make(hb2_, B * c_.hidden_dim * F, "hb2"));
+  TERN_TRY(make(rope_freqs_, rope_freqs.size() * F, "rope_freqs"));
+  be_.copy_from_host(rope_freqs_.get(), rope_freqs.data(), rope_freqs.size() * F);
+  if (!be_.host_memory()) {
+    TERN_TRY(make(logits_, B * static_cast<size_t>(c_.vocab_size) * F, "logits"));
+    const size_t own = own_blocks_.size() * sizeof(int32_t);
+    TERN_TRY(make(own_table_, own, "block table"));
+    be_.copy_from_host(own_table_.get(), own_blocks_.data(), own);
+    max_table_ = (n_ctx_ + cache_.block_size() - 1) / cache_.block_size();
+    table_stage_.resize(B * static_cast<size_t>(max_table_));
+    TERN_TRY(make(tables_, table_stage_.size() * sizeof(int32_t), "block tables"));
+  }
+  return be_.synchronize();
 }
 
 Result<std::unique_ptr<LlamaModel>> LlamaModel::create(const ModelConfig& c, const WeightStore& w, Backend& backend,
@@ -84,7 +106,9 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(const ModelConfig& c, con
   KvOptions ko = kv;
   const int own_blocks = (n_ctx + ko.block_size - 1) / std::max(ko.block_size, 1);
   if (ko.n_blocks == 0) ko.n_blocks = own_blocks;
-  auto cache = KvCache::create(c, ko);
+  TERN_TRY(validate_config(c, "model"));
+  TERN_TRY(backend.prepare(w));  // a device backend uploads the weights here
+  auto cache = KvCache::create(c, ko, backend);
   if (!cache) return cache.status();
   std::unique_ptr<LlamaModel> m(new LlamaModel(c, backend, n_ctx, max_batch, std::move(cache.value())));
   // forward()'s own sequence reads blocks 0, 1, 2, ... (the pool is shared with forward_batch callers,
@@ -111,12 +135,11 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(const ModelConfig& c, con
     }
     m->layers_.push_back(lw);
   }
-  TERN_TRY(validate_config(c, "model"));
-  m->rope_freqs_ = rope_frequencies(c);  // once: the per-token path only reads the table
   for (const TensorView* t : {m->tok_embd_, m->out_norm_, m->classifier_})
     if (!backend.supports(t->dtype))
       return error(std::string("backend ") + backend.name() + " does not support tensor '" + t->name + "' of type " +
                    std::string(dtype_name(t->dtype)));
+  TERN_TRY(m->alloc_buffers(rope_frequencies(c)));  // once: the per-token path only reads the table
   return m;
 }
 
@@ -145,10 +168,10 @@ Status LlamaModel::forward(const int* tokens, int n, int pos, float* logits, boo
     s.pos = pos + done;
     s.blocks = own_blocks_.data();
     if (all_logits) {
-      forward_chunks(&s, 1, true, logits + static_cast<size_t>(done) * c_.vocab_size);
+      TERN_TRY(forward_chunks(&s, 1, true, logits + static_cast<size_t>(done) * c_.vocab_size));
     } else {
       s.logits = last ? logits : nullptr;
-      forward_chunks(&s, 1, false, nullptr);
+      TERN_TRY(forward_chunks(&s, 1, false, nullptr));
     }
     done += chunk;
   }
@@ -166,20 +189,32 @@ Status LlamaModel::forward_batch(const SeqChunk* seqs, int n_seqs) {
   if (total > max_batch_)
     return error("forward_batch: " + std::to_string(total) + " tokens exceed the batch limit " +
                  std::to_string(max_batch_));
-  forward_chunks(seqs, n_seqs, false, nullptr);
-  return Status();
+  return forward_chunks(seqs, n_seqs, false, nullptr);
 }
 
-void LlamaModel::forward_chunks(const SeqChunk* seqs, int n_seqs, bool all_logits, float* all_out) {
+Status LlamaModel::forward_chunks(const SeqChunk* seqs, int n_seqs, bool all_logits, float* all_out) {
   const int D = c_.dim, KV = c_.kv_dim(), H = c_.hidden_dim, Q = c_.q_dim();
+  const bool host = be_.host_memory();
   int n = 0;  // all tokens of the call, sequence after sequence
+  int staged = 0;  // table entries staged for upload (backends whose memory is not the host's)
   for (int i = 0; i < n_seqs; ++i) {
     std::copy(seqs[i].tokens, seqs[i].tokens + seqs[i].n, tok_.data() + n);
     n += seqs[i].n;
+    if (host || seqs[i].blocks == own_blocks_.data()) {
+      seq_tables_[i] = host ? seqs[i].blocks : static_cast<const int32_t*>(own_table_.get());
+    } else {
+      const int len = (seqs[i].pos + seqs[i].n + cache_.block_size() - 1) / cache_.block_size();
+      std::copy(seqs[i].blocks, seqs[i].blocks + len, table_stage_.data() + staged);
+      seq_tables_[i] = static_cast<const int32_t*>(tables_.get()) + staged;
+      staged += len;
+    }
   }
-  float* x = x_.data();    // (n, D) the residual stream
-  float* xb = xb_.data();  // (n, D) normalised input / branch output
-  float *q = q_.data(), *k = k_.data(), *v = v_.data(), *att = att_.data();
+  if (staged) be_.copy_from_host(tables_.get(), table_stage_.data(), static_cast<size_t>(staged) * sizeof(int32_t));
+  float* x = x_.f32();    // (n, D) the residual stream
+  float* xb = xb_.f32();  // (n, D) normalised input / branch output
+  float *q = q_.f32(), *k = k_.f32(), *v = v_.f32(), *att = att_.f32();
+  float *hb = hb_.f32(), *hb2 = hb2_.f32();
+  const float* freqs = rope_freqs_.f32();
   be_.embedding(*tok_embd_, tok_.data(), n, x);
 
   for (int l = 0; l < c_.n_layers; ++l) {
@@ -200,9 +235,9 @@ void LlamaModel::forward_chunks(const SeqChunk* seqs, int n_seqs, bool all_logit
       float* qs = q + static_cast<size_t>(row) * Q;
       float* ks = k + static_cast<size_t>(row) * KV;
       float* vs = v + static_cast<size_t>(row) * KV;
-      be_.rope(qs, s.n, c_.n_heads, c_.head_dim, s.pos, rope_freqs_.data(), c_.rope_style);
-      be_.rope(ks, s.n, c_.n_kv_heads, c_.head_dim, s.pos, rope_freqs_.data(), c_.rope_style);
-      const KvView kv = cache_.view(l, s.blocks);
+      be_.rope(qs, s.n, c_.n_heads, c_.head_dim, s.pos, freqs, c_.rope_style);
+      be_.rope(ks, s.n, c_.n_kv_heads, c_.head_dim, s.pos, freqs, c_.rope_style);
+      const KvView kv = cache_.view(l, seq_tables_[i]);
       be_.kv_store(kv, s.pos, s.n, ks, vs);
       be_.attention(qs, kv, s.n, s.pos, c_.n_heads, c_.n_kv_heads, c_.head_dim, att + static_cast<size_t>(row) * Q);
     }
@@ -212,40 +247,51 @@ void LlamaModel::forward_chunks(const SeqChunk* seqs, int n_seqs, bool all_logit
 
     // Feed-forward block (SwiGLU).
     be_.rmsnorm(x, *w.ffn_norm, c_.norm_eps, n, xb);
-    be_.matmul(*w.w_gate, xb, n, hb_.data());  // (n, H)
-    be_.matmul(*w.w_up, xb, n, hb2_.data());   // (n, H)
+    be_.matmul(*w.w_gate, xb, n, hb);  // (n, H)
+    be_.matmul(*w.w_up, xb, n, hb2);   // (n, H)
     if (w.b_gate) {
-      be_.add_bias(hb_.data(), *w.b_gate, n);
-      be_.add_bias(hb2_.data(), *w.b_up, n);
+      be_.add_bias(hb, *w.b_gate, n);
+      be_.add_bias(hb2, *w.b_up, n);
     }
-    be_.swiglu(hb_.data(), hb2_.data(), static_cast<int64_t>(n) * H);
-    be_.matmul(*w.w_down, hb_.data(), n, xb);  // (n, D)
+    be_.swiglu(hb, hb2, static_cast<int64_t>(n) * H);
+    be_.matmul(*w.w_down, hb, n, xb);  // (n, D)
     if (w.b_down) be_.add_bias(xb, *w.b_down, n);
     be_.add(x, xb, static_cast<int64_t>(n) * D);
   }
 
   // Only the rows whose logits are wanted go through the final norm and the classifier.
+  // Host backends write logits straight into the caller's memory; others into logits_, then copy out.
+  const size_t V = static_cast<size_t>(c_.vocab_size);
   if (all_logits) {
     be_.rmsnorm(x, *out_norm_, c_.norm_eps, n, xb);
-    be_.matmul(*classifier_, xb, n, all_out);
-    return;
+    if (host) {
+      be_.matmul(*classifier_, xb, n, all_out);
+      return Status();
+    }
+    be_.matmul(*classifier_, xb, n, logits_.f32());
+    return be_.copy_to_host(all_out, logits_.get(), static_cast<size_t>(n) * V * sizeof(float));
   }
   int rows = 0;
   for (int i = 0, row = 0; i < n_seqs; row += seqs[i].n, ++i)
     if (seqs[i].logits) {
       // Gather the last token's residual of each sequence that wants logits (in place: rows only move up).
       const size_t src = static_cast<size_t>(row + seqs[i].n - 1) * D;
-      std::memmove(x + static_cast<size_t>(rows) * D, x + src, sizeof(float) * D);
+      if (src != static_cast<size_t>(rows) * D) be_.copy(x + static_cast<size_t>(rows) * D, x + src, sizeof(float) * D);
       ++rows;
     }
-  if (rows == 0) return;
+  if (rows == 0) return Status();
   be_.rmsnorm(x, *out_norm_, c_.norm_eps, rows, xb);
+  if (!host) {
+    be_.matmul(*classifier_, xb, rows, logits_.f32());
+    for (int i = 0, r = 0; i < n_seqs; ++i)
+      if (seqs[i].logits) TERN_TRY(be_.copy_to_host(seqs[i].logits, logits_.f32() + r++ * V, V * sizeof(float)));
+    return Status();
+  }
   if (rows == 1) {
     for (int i = 0; i < n_seqs; ++i)
       if (seqs[i].logits) be_.matmul(*classifier_, xb, 1, seqs[i].logits);
-    return;
+    return Status();
   }
-  const size_t V = static_cast<size_t>(c_.vocab_size);
   if (last_.size() < rows * V) last_.resize(rows * V);
   be_.matmul(*classifier_, xb, rows, last_.data());
   for (int i = 0, r = 0; i < n_seqs; ++i)
@@ -253,6 +299,7 @@ void LlamaModel::forward_chunks(const SeqChunk* seqs, int n_seqs, bool all_logit
       std::copy(last_.data() + r * V, last_.data() + (r + 1) * V, seqs[i].logits);
       ++r;
     }
+  return Status();
 }
 
 }  // namespace tern

@@ -66,7 +66,8 @@ class LlamaModel {
  private:
   LlamaModel(const ModelConfig& c, Backend& b, int n_ctx, int max_batch, KvCache cache);
   Status check_tokens(const int* tokens, int n, int pos) const;
-  void forward_chunks(const SeqChunk* seqs, int n_seqs, bool all_logits, float* all_out);
+  Status alloc_buffers(const std::vector<float>& rope_freqs);
+  Status forward_chunks(const SeqChunk* seqs, int n_seqs, bool all_logits, float* all_out);
 
   ModelConfig c_;
   Backend& be_;
@@ -76,11 +77,19 @@ class LlamaModel {
   const TensorView* out_norm_ = nullptr;
   const TensorView* classifier_ = nullptr;
   std::vector<LayerWeights> layers_;
-  std::vector<float> rope_freqs_;  // (head_dim/2) rotation frequency per pair, from rope_frequencies()
   KvCache cache_;
   std::vector<int32_t> own_blocks_;  // the table of forward()'s sequence: blocks 0, 1, 2, ...
-  // Activation buffers sized once for max_batch tokens: no allocation per token.
-  std::vector<float> x_, xb_, q_, k_, v_, att_, hb_, hb2_, last_;
+  // Activation buffers in the backend's memory (device memory for cuda), sized once for max_batch tokens:
+  // no allocation per token.
+  BackendBuffer x_, xb_, q_, k_, v_, att_, hb_, hb2_;
+  BackendBuffer rope_freqs_;  // (head_dim/2) rotation frequency per pair, from rope_frequencies()
+  // Backends whose memory is not the host's: logits are computed into logits_ (max_batch, vocab) and
+  // copied out; block tables are uploaded (own_table_ once, forward_batch's tables into tables_ per call).
+  BackendBuffer logits_, own_table_, tables_;
+  std::vector<int32_t> table_stage_;        // host staging for tables_
+  std::vector<const int32_t*> seq_tables_;  // per sequence of a call: its table in the backend's memory
+  int max_table_ = 0;                       // entries of one sequence's table: ceil(n_ctx / block_size)
+  std::vector<float> last_;                 // host backends: the logits of several rows
   std::vector<int> tok_;
 };
 

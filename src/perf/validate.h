@@ -20,7 +20,7 @@ inline constexpr double kPrefillErrorTarget = 0.25;
 struct BenchWorkload {
   int64_t prompt = 128;        // prompt tokens (batch 1)
   int64_t output = 64;         // generated tokens
-  int64_t prefill_chunk = 64;  // tokens per forward call in tern's prefill (LlamaModel's max_batch)
+  int64_t prefill_chunk = 256;  // tokens per forward call in tern's prefill (tern bench's --chunk default)
 };
 
 struct Measured {

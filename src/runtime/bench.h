@@ -28,7 +28,7 @@ struct BenchOptions {
   int output = 128;       // tokens decoded per repetition
   int repetitions = 5;    // counted repetitions (a warm-up one runs first)
   bool warmup = true;
-  int max_batch = 64;     // tokens per forward call of the prefill (LlamaModel's chunk)
+  int max_batch = 256;    // tokens per forward call of the prefill (LlamaModel's chunk)
   uint64_t seed = 1234;   // of the random prompt ids
   int threads = 0;        // recorded in the result; the backend is built by the caller
   KvOptions kv;           // the KV cache type

@@ -13,9 +13,12 @@ Result<DType> parse_kv_type(const std::string& s) {
   return error("unknown KV cache type '" + s + "' (choose f32, f16 or q8_0)");
 }
 
-Result<KvCache> KvCache::create(const ModelConfig& c, const KvOptions& o) {
+Result<KvCache> KvCache::create(const ModelConfig& c, const KvOptions& o, Backend& backend) {
   if (o.dtype != DType::F32 && o.dtype != DType::F16 && o.dtype != DType::Q8_0)
     return error("KV cache type " + std::string(dtype_name(o.dtype)) + " is not supported (choose f32, f16 or q8_0)");
+  if (!backend.supports_kv(o.dtype))
+    return error("the " + std::string(backend.name()) + " backend does not support a " +
+                 std::string(dtype_name(o.dtype)) + " KV cache (use --kv-type f16 or f32)");
   if (o.dtype == DType::Q8_0 && c.head_dim % 32 != 0)
     return error("a q8_0 KV cache needs head_dim to be a multiple of 32; this model's is " +
                  std::to_string(c.head_dim) + " (use --kv-type f16)");
@@ -30,8 +33,12 @@ Result<KvCache> KvCache::create(const ModelConfig& c, const KvOptions& o) {
   kv.row_bytes_ = static_cast<int64_t>(::tern::row_bytes(o.dtype, c.kv_dim()));
   kv.block_bytes_ = kv.row_bytes_ * o.block_size;
   const size_t total = static_cast<size_t>(c.n_layers) * static_cast<size_t>(n_blocks) * kv.block_bytes_;
-  kv.k_.assign(total, 0);
-  kv.v_.assign(total, 0);
+  auto k = BackendBuffer::make(backend, total);
+  if (!k) return error("KV cache keys: " + k.message());
+  auto v = BackendBuffer::make(backend, total);
+  if (!v) return error("KV cache values: " + v.message());
+  kv.k_ = std::move(k.value());
+  kv.v_ = std::move(v.value());
   kv.refs_.assign(static_cast<size_t>(n_blocks), 0);
   kv.free_.reserve(static_cast<size_t>(n_blocks));
   for (int32_t b = n_blocks - 1; b >= 0; --b) kv.free_.push_back(b);  // alloc() hands out 0, 1, 2, ...
@@ -61,8 +68,8 @@ KvView KvCache::view(int layer, const int32_t* table) {
   const size_t layer_bytes = static_cast<size_t>(n_blocks_) * block_bytes_;
   KvView v;
   v.dtype = dtype_;
-  v.k = k_.data() + static_cast<size_t>(layer) * layer_bytes;
-  v.v = v_.data() + static_cast<size_t>(layer) * layer_bytes;
+  v.k = k_.u8() + static_cast<size_t>(layer) * layer_bytes;
+  v.v = v_.u8() + static_cast<size_t>(layer) * layer_bytes;
   v.block_bytes = block_bytes_;
   v.row_elems = row_elems_;
   v.row_bytes = row_bytes_;

@@ -28,8 +28,10 @@ Result<DType> parse_kv_type(const std::string& s);
 
 class KvCache {
  public:
-  // Checks the options against the model (type, block size, head_dim for Q8_0) and allocates the pool.
-  static Result<KvCache> create(const ModelConfig& c, const KvOptions& o);
+  // Checks the options against the model and the backend (type, block size, head_dim for Q8_0) and
+  // allocates the pools in the backend's memory (Backend::alloc, zero-filled): device memory for cuda.
+  // The backend must outlive the cache.
+  static Result<KvCache> create(const ModelConfig& c, const KvOptions& o, Backend& backend);
 
   DType dtype() const { return dtype_; }
   int block_size() const { return block_size_; }
@@ -54,7 +56,7 @@ class KvCache {
   DType dtype_ = DType::F32;
   int block_size_ = 0, n_blocks_ = 0, n_layers_ = 0;
   int64_t row_elems_ = 0, row_bytes_ = 0, block_bytes_ = 0;
-  std::vector<uint8_t> k_, v_;  // (n_layers, n_blocks, block_size, row) each
+  BackendBuffer k_, v_;  // (n_layers, n_blocks, block_size, row) each, in the backend's memory
   std::vector<int32_t> free_;
   std::vector<int32_t> refs_;
 };

@@ -227,3 +227,36 @@ TEST(CliErrors, LogitsUnwritableOutput) {
   const std::string out = temp_dir() + "/no_such_dir/out.bin";
   expect_cli_error({"logits", "-m", p, "--ids", "1 2", "-o", out}, {"--output", out});
 }
+
+// ---- backends
+
+TEST(CliErrors, BackendChoices) {
+  TERN_REQUIRE_SHARED(m, "models/stories260K/stories260K.bin");
+  TERN_REQUIRE_SHARED(tok, "models/stories260K/tok512.bin");
+  const std::vector<std::string> base = {"run", "-m", m, "-z", tok, "-p", "Once", "-n", "1"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> v = base;
+    v.insert(v.end(), extra.begin(), extra.end());
+    return v;
+  };
+  expect_cli_error(with({"--backend", "tpu"}), {"unknown backend 'tpu'"});
+  expect_cli_error(with({"--device", "cuda", "--backend", "cpu"}), {"--device", "--backend"});
+  expect_cli_error(with({"--matmul", "warp"}), {"--matmul", "cuda"});
+  expect_cli_error(with({"-t", "-2"}), {"--threads", "-2"});
+  // --device cpu is the cpu backend.
+  const CmdResult ok = run_tern(with({"--device", "cpu", "--temp", "0"}));
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+}
+
+// Without a GPU (this build has no CUDA, or the machine has no device) --device cuda is a one-line error
+// that says which, never a crash.
+TEST(CliErrors, CudaWithoutAGpu) {
+#ifdef TERN_HAVE_CUDA
+  GTEST_SKIP() << "a CUDA build: tests/cuda/ covers --backend cuda with and without a device";
+#else
+  TERN_REQUIRE_SHARED(m, "models/stories260K/stories260K.bin");
+  TERN_REQUIRE_SHARED(tok, "models/stories260K/tok512.bin");
+  expect_cli_error({"run", "-m", m, "-z", tok, "-p", "Once", "--device", "cuda"}, {"no CUDA support", "-DTERN_CUDA=ON"});
+  expect_cli_error({"bench", "-m", m, "--backend", "cuda"}, {"no CUDA support"});
+#endif
+}

@@ -39,6 +39,9 @@ int cmd_bench(const Args& a) {
   o.threads = static_cast<int>(t);
   o.seed = a.u64("seed");
   o.warmup = !a.flag("no-warmup");
+  const int64_t chunk = a.integer("chunk");
+  if (chunk < 1 || chunk > 65536) return fail("bench", "--chunk must be between 1 and 65536, got " + a.str("chunk"));
+  o.max_batch = static_cast<int>(chunk);
 
   // The roofline needs a hwprobe measurement; bench never measures one itself (it would disturb the run).
   std::optional<perf::Hardware> hw;
@@ -57,9 +60,9 @@ int cmd_bench(const Args& a) {
   auto kv = kv_options(a);
   if (!kv) return fail("bench", kv.message());
   o.kv = kv.value();
-  const std::string backend_name = a.str("backend");
-  auto backend = make_backend(backend_name, o.threads);
-  if (!backend) return fail("bench", "--backend: " + backend.message());
+  const std::string backend_name = a.has("device") ? a.str("device") : a.str("backend");
+  auto backend = backend_from_flags(a);
+  if (!backend) return fail("bench", backend.message());
   // What the backend runs on: the reference one on the calling thread, the cpu one on -t (0: physical cores).
   o.threads = backend_name == "reference" ? 1 : (o.threads > 0 ? o.threads : physical_core_count());
 

@@ -30,12 +30,11 @@ int cmd_chat(const Args& a) {
   if (n_ctx > cfg.max_seq_len)
     return fail("chat", "--ctx " + std::to_string(n_ctx) + " exceeds the model's context length " +
                             std::to_string(cfg.max_seq_len));
-  if (a.integer("threads") < 0) return fail("chat", "--threads must be >= 0, got " + a.str("threads"));
-  auto backend = make_backend(a.str("backend"), static_cast<int>(a.integer("threads")));
+  auto backend = backend_from_flags(a);
   if (!backend) return fail("chat", backend.message());
   auto kv = kv_options(a);
   if (!kv) return fail("chat", kv.message());
-  auto model = LlamaModel::create(cfg, lm->file->weights, *backend.value(), n_ctx, 64, kv.value());
+  auto model = LlamaModel::create(cfg, lm->file->weights, *backend.value(), n_ctx, 256, kv.value());
   if (!model) return fail("chat", model.message());
 
   ChatSession chat(*model.value(), *lm->tokenizer, *tmpl, a.str("system"));

@@ -33,8 +33,7 @@ int cmd_logits(const Args& a) {
   if (static_cast<int>(ids.size()) > c.max_seq_len)
     return fail("logits", std::to_string(ids.size()) + " ids exceed the model's context length " +
                               std::to_string(c.max_seq_len));
-  if (a.integer("threads") < 0) return fail("logits", "--threads must be >= 0, got " + a.str("threads"));
-  auto backend = make_backend(a.str("backend"), static_cast<int>(a.integer("threads")));
+  auto backend = backend_from_flags(a);
   if (!backend) return fail("logits", backend.message());
   auto kv = kv_options(a);
   if (!kv) return fail("logits", kv.message());

@@ -28,7 +28,7 @@ int cmd_perplexity(const Args& a) {
     return fail("perplexity", "--ctx " + std::to_string(ctx) + " exceeds the model's context length " +
                                   std::to_string(lm->file->config.max_seq_len));
   const std::vector<int> ids = lm->tokenizer->encode(ss.str(), lm->tokenizer->add_bos_by_default());
-  auto backend = make_backend(a.str("backend"), static_cast<int>(a.integer("threads")));
+  auto backend = backend_from_flags(a);
   if (!backend) return fail("perplexity", backend.message());
   auto kv = kv_options(a);
   if (!kv) return fail("perplexity", kv.message());

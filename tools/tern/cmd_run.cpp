@@ -11,7 +11,9 @@
 
 namespace tern::cli {
 
+
 int cmd_run(const Args& a) {
+  if (a.has("batch-file")) return cmd_run_batch(a);
   auto path = model_path(a);
   if (!path) return fail("run", path.message());
   GenerateOptions opts;
@@ -58,12 +60,11 @@ int cmd_run(const Args& a) {
                            std::to_string(n_ctx) + " (see --ctx)");
   opts.stop_ids = stop_ids;
 
-  if (a.integer("threads") < 0) return fail("run", "--threads must be >= 0, got " + a.str("threads"));
-  auto backend = make_backend(a.str("backend"), static_cast<int>(a.integer("threads")));
+  auto backend = backend_from_flags(a);
   if (!backend) return fail("run", backend.message());
   auto kv = kv_options(a);
   if (!kv) return fail("run", kv.message());
-  auto model = LlamaModel::create(cfg, lm->file->weights, *backend.value(), n_ctx, 64, kv.value());
+  auto model = LlamaModel::create(cfg, lm->file->weights, *backend.value(), n_ctx, 256, kv.value());
   if (!model) return fail("run", model.message());
 
   GenerateStats st;

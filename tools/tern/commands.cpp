@@ -32,9 +32,12 @@ std::vector<FlagSpec> sampling_flags() {
 // hold quantized files to 1e-4, and the cpu backend also rounds activations to int8 for quantized weights.
 std::vector<FlagSpec> backend_flags(const char* default_backend = "cpu") {
   return {
-      {"backend", 0, K::String, "NAME", default_backend, "compute backend: cpu (threads + SIMD) or reference (scalar oracle)"},
+      {"backend", 0, K::String, "NAME", default_backend, "compute backend: cpu (threads + SIMD), reference (scalar oracle) or cuda (NVIDIA GPU, builds with -DTERN_CUDA=ON)"},
       {"threads", 't', K::Int, "N", "0", "threads for the cpu backend; 0 = the number of physical cores"},
+      {"device", 0, K::String, "NAME", "", "where to compute: cpu or cuda (the same as --backend)"},
       {"kv-type", 0, K::String, "T", "f32", "KV cache type: f32, f16 or q8_0 (q8_0 needs head_dim % 32 == 0)"},
+      {"matmul", 0, K::String, "KIND", "fast", "cuda: decode matrix-vector kernel: naive, warp, fast or cublas"},
+      {"no-graphs", 0, K::Bool, "", "", "cuda: launch the decode step's kernels one by one (no CUDA graph)"},
   };
 }
 
@@ -60,9 +63,34 @@ const std::vector<CommandSpec>& commands() {
                 {"chat", 0, K::Bool, "", "", "treat the prompt as a user message in the model's chat template"},
                 {"system", 0, K::String, "TEXT", "", "system prompt for --chat (default: the template's own, if any)"},
                 {"template", 0, K::String, "NAME", "", "chat template: chatml, llama2, llama3, mistral (default: from the model)"},
+                {"batch-file", 0, K::String, "FILE", "", "generate for every line of FILE (one prompt each) through the batched "
+                                                       "engine; prints the completions in order and aggregate tok/s, TTFT, time per token"},
+                {"parallel", 0, K::Int, "N", "8", "with --batch-file: sequences decoded together"},
             },
             join(sampling_flags(), backend_flags())),
        cmd_run},
+      {"serve",
+       "Serve the model over HTTP with an OpenAI-compatible API (POST /v1/chat/completions, /v1/completions,\n"
+       "streamed as server-sent events or whole; GET /v1/models, /health, /metrics; POST /tokenize, /detokenize)\n"
+       "and a chat page at /. Requests are batched continuously over a paged KV cache that shares common prompt\n"
+       "prefixes; beyond --parallel running and --queue waiting requests the server answers 429. SIGTERM finishes\n"
+       "running requests, then exits. See docs/serve.md.",
+       join({
+                {"model", 'm', K::String, "MODEL", "", kModelHelp},
+                {"tokenizer", 'z', K::String, "TOKENIZER", "", "tokenizer file; default: the model's own"},
+                {"host", 0, K::String, "HOST", "127.0.0.1", "address to listen on (loopback unless given)"},
+                {"port", 0, K::Int, "PORT", "8080", "TCP port; 0 = any free port (printed on stderr)"},
+                {"parallel", 0, K::Int, "N", "4", "sequences decoded together (slots)"},
+                {"ctx", 'c', K::Int, "C", "0", "context length per sequence; 0 = the model's, at most 2048"},
+                {"queue", 0, K::Int, "N", "64", "requests that may wait for a slot; more get 429"},
+                {"prefill-chunk", 0, K::Int, "N", "32", "most prompt tokens of one sequence per batched step"},
+                {"no-prefix-cache", 0, K::Bool, "", "", "do not share KV blocks of identical prompt prefixes"},
+                {"api-key", 0, K::String, "KEY", "", "require 'Authorization: Bearer KEY' on /v1/*, /tokenize, /detokenize"},
+                {"max-body", 0, K::Int, "BYTES", "1048576", "largest request body; larger ones get 413"},
+                {"template", 0, K::String, "NAME", "", "chat template: chatml, llama2, llama3, mistral (default: from the model)"},
+            },
+            backend_flags()),
+       cmd_serve},
       {"chat",
        "Chat with an instruct model: one message per line on stdin, the reply streams to stdout. The KV cache\n"
        "is kept between turns, so only each new turn is prefilled. /reset starts over; Ctrl-D quits.",
@@ -201,6 +229,7 @@ const std::vector<CommandSpec>& commands() {
            {"n-gen", 'n', K::Int, "N", "128", "tokens decoded one at a time (greedy)"},
            {"repetitions", 'r', K::Int, "N", "5", "counted repetitions (after one warm-up)"},
            {"no-warmup", 0, K::Bool, "", "", "count the first repetition too"},
+           {"chunk", 0, K::Int, "N", "256", "prompt tokens per forward call of the prefill"},
            {"seed", 's', K::UInt64, "S", "1234", "seed of the random prompt ids"},
            {"hw-file", 0, K::String, "FILE", "", "hwprobe results for the roofline (default ~/.cache/tern/hwprobe.json; "
                                                  "without one the roofline columns are left out)"},

@@ -20,6 +20,8 @@ int cmd_estimate(const Args& a);
 int cmd_hwprobe(const Args& a);
 int cmd_bench(const Args& a);
 int cmd_synth(const Args& a);
+int cmd_serve(const Args& a);
+int cmd_run_batch(const Args& a);  // run --batch-file: the batched engine (cmd_serve.cpp)
 
 const std::vector<CommandSpec>& commands();
 

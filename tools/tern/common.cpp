@@ -55,4 +55,20 @@ Result<KvOptions> kv_options(const Args& a) {
   return o;
 }
 
+Result<std::unique_ptr<Backend>> backend_from_flags(const Args& a) {
+  BackendOptions o;
+  o.name = a.str("backend");
+  if (a.has("device")) {
+    if (a.has("backend") && a.str("backend") != a.str("device"))
+      return error("--device " + a.str("device") + " and --backend " + a.str("backend") + " disagree; give one");
+    o.name = a.str("device");
+  }
+  const int64_t t = a.integer("threads");
+  if (t < 0 || t > 4096) return error("--threads must be 0 (all cores) or positive, got " + a.str("threads"));
+  o.threads = static_cast<int>(t);
+  o.matmul = a.str("matmul");
+  o.graphs = !a.flag("no-graphs");
+  return make_backend(o);
+}
+
 }  // namespace tern::cli
