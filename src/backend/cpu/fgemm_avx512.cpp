@@ -83,11 +83,18 @@ TERN_AVX512 void gemm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64
     const int T = n_tokens - t0 < kTokens ? n_tokens - t0 : kTokens;
     const float* xt = x + t0 * n_in;
     for (int64_t i = 0; i < n_rows * kTokens; ++i) park[i] = _mm512_setzero_ps();
-    for (int64_t k0 = 0; k0 < n_in; k0 += kChunk) {
-      const int64_t k1 = k0 + kChunk < n_in ? k0 + kChunk : n_in;
+    // One token (decode) reads each row once, front to back: chunking the reduction would interleave the
+    // block's rows in 1-2 KB pieces, which the hardware prefetchers follow poorly. Chunk boundaries do not
+    // change any result (the accumulators are parked and reloaded, the FMAs keep their order).
+    const int64_t chunk = T == 1 ? n_in : kChunk;
+    for (int64_t k0 = 0; k0 < n_in; k0 += chunk) {
+      const int64_t k1 = k0 + chunk < n_in ? k0 + chunk : n_in;
       int64_t r = 0;
-      for (; r + kRows <= n_rows; r += kRows)
-        tile_t<kT, kRows>(T, w + r * row_bytes, row_bytes, xt, n_in, k0, k1, park + r * T);
+      // One token: rows one at a time, so that memory is read front to back (4-row tiles streamed ~20%
+      // slower in decode on the development machine).
+      if (T > 1)
+        for (; r + kRows <= n_rows; r += kRows)
+          tile_t<kT, kRows>(T, w + r * row_bytes, row_bytes, xt, n_in, k0, k1, park + r * T);
       for (; r < n_rows; ++r) tile_t<kT, 1>(T, w + r * row_bytes, row_bytes, xt, n_in, k0, k1, park + r * T);
     }
     // park holds, per row tile of R rows, R x T vectors in (r, t) order: row r's vector for token t sits at
