@@ -11,6 +11,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/qgemm.h"
 #include "core/quant.h"
 #include "core/rng.h"
 
@@ -168,6 +169,31 @@ TEST(CpuBackend, MatmulRowDoesNotDependOnTheBatch) {
     }
 }
 
+// The AVX-512 activation packing rounds exactly as the portable one (and so as quantize_row_q8x).
+TEST(CpuBackend, PackedActivationsMatchThePortablePacking) {
+  if (!cpu_supports_isa(CpuIsa::Avx512)) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  Rng rng(91);
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K})
+    for (int64_t nb : {1, 3, 8, 16, 18, 40, 48}) {
+      if (t == DType::Q4_K && nb % 8 != 0) continue;
+      std::vector<float> x = random_floats(rng, static_cast<size_t>(nb * 32), -3, 3);
+      // Exact ties of x / d (x = 127 * k / 2 / 127 * max) and an all-zero block.
+      x[0] = 3.0f, x[1] = 1.5f * 3.0f / 127.0f, x[2] = -2.5f * 3.0f / 127.0f;
+      if (nb > 2) std::fill(x.begin() + 64, x.begin() + 96, 0.0f);
+      const cpu::QgemmLayout lay = cpu::qgemm_layout(t, nb);
+      std::vector<cpu::XGroup> ga(static_cast<size_t>(lay.x_groups() + 1)), gb(ga.size());
+      std::vector<cpu::BlockQ8X> ta(static_cast<size_t>(lay.tail + 1)), tb(ta.size());
+      std::memset(ga.data(), 0, ga.size() * sizeof(cpu::XGroup));
+      std::memset(gb.data(), 0, gb.size() * sizeof(cpu::XGroup));
+      std::memset(ta.data(), 0, ta.size() * sizeof(cpu::BlockQ8X));
+      std::memset(tb.data(), 0, tb.size() * sizeof(cpu::BlockQ8X));
+      cpu::qgemm_pack_x(t, x.data(), ga.data(), ta.data(), nb);
+      cpu::qgemm_pack_x_avx512(t, x.data(), gb.data(), tb.data(), nb);
+      EXPECT_EQ(std::memcmp(ga.data(), gb.data(), ga.size() * sizeof(cpu::XGroup)), 0) << dtype_name(t) << " " << nb;
+      EXPECT_EQ(std::memcmp(ta.data(), tb.data(), ta.size() * sizeof(cpu::BlockQ8X)), 0) << dtype_name(t) << " " << nb;
+    }
+}
+
 TEST(CpuBackend, MatmulThreadCounts) {
   // 1 thread, more threads than cores, and more threads than rows.
   for (int threads : {1, 3, 5})
@@ -278,7 +304,9 @@ TEST(CpuBackend, AttentionGqaPagedEveryCacheType) {
     for (DType t : {DType::F32, DType::F16, DType::Q8_0})
       for (int n_tokens : {1, 7, 33, 70})
         for (int pos0 : {0, 11, 130}) {
-          const int n_heads = 6, n_kv = 2, hd = t == DType::Q8_0 ? 64 : 40, n_pos = pos0 + n_tokens;
+          // head_dim 40 takes the masked generic path of the AVX-512 attention, 64 and 128 its unrolled forms.
+          const int n_heads = 6, n_kv = 2, hd = t == DType::Q8_0 ? 64 : (n_tokens == 33 ? 128 : 40);
+          const int n_pos = pos0 + n_tokens;
           std::vector<float> q = random_floats(rng, static_cast<size_t>(n_tokens * n_heads * hd));
           std::vector<float> k = random_floats(rng, static_cast<size_t>(n_pos * n_kv * hd));
           std::vector<float> v = random_floats(rng, static_cast<size_t>(n_pos * n_kv * hd));

@@ -106,6 +106,10 @@ void Attention::run(const float* q, const KvView& kv, int n_tokens, int pos0, in
           for (int hh = 0; hh < group; ++hh) {
             const int r = (t - t0) * group + hh;
             const float* qh = q + (static_cast<int64_t>(t) * n_heads + g * group + hh) * head_dim;
+            if (kern.attend) {
+              kern.attend(qh, krow, vrow, visible, head_dim, scale, &s.m[r], &s.l[r], s.o.data() + r * hd);
+              continue;
+            }
             float mx = -INFINITY;
             for (int j = 0; j < visible; ++j) {
               s.scores[j] = kern.dot_f32(qh, krow[j], head_dim) * scale;

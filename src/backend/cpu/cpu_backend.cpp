@@ -143,7 +143,7 @@ class CpuBackend final : public Backend {
       cpu::XGroup* xg = xg_.data();
       BlockQ8X* xt = xq_.data();
       pool_.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
-        for (int64_t t = t0; t < t1; ++t) cpu::qgemm_pack_x(dt, x + t * n_in, xg + t * ng, xt + t * nt, nb);
+        for (int64_t t = t0; t < t1; ++t) cpu::qgemm_pack_x_avx512(dt, x + t * n_in, xg + t * ng, xt + t * nt, nb);
       });
       const cpu::QgemmX xs{xg, ng, xt, nt};
       float (*tail_dot)(const void*, const BlockQ8X*, int64_t) =

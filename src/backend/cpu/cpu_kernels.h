@@ -38,6 +38,12 @@ struct Kernels {
   void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n);
   void (*f32_to_f16)(const float* src, uint16_t* dst, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);
+  // One query row against n keys of an attention tile, with the online softmax's running max *m, sum *l
+  // and output o (hd values): s_j = (q . k_j) * scale, m' = max(*m, s_j), o <- o e^(*m - m') +
+  // sum_j e^(s_j - m') v_j, likewise *l. Null where an ISA has no fused form (attention.cpp then does the
+  // same with dot_f32 and axpy); the AVX-512 one needs hd % 16 == 0.
+  void (*attend)(const float* q, const float* const* k, const float* const* v, int n, int hd, float scale,
+                 float* m, float* l, float* o);
 };
 
 const Kernels& scalar_kernels();

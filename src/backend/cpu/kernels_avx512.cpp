@@ -4,6 +4,8 @@
 // the unsigned operand and x carrying w's sign as the signed one, so |w| * sign(w) * x = w * x.
 #include <immintrin.h>
 
+#include <cmath>
+
 // GCC 12's avx512fintrin.h builds "undefined" vectors by self-initialisation (__m512 __Y = __Y;), which
 // -Wuninitialized reports at every inlined use (GCC bug 105593, fixed in GCC 13). The warning is about the
 // header's idiom, not this file's code.
@@ -191,8 +193,76 @@ TERN_AVX512 void axpy(float a, const float* x, float* y, int64_t n) {
   }
 }
 
+// The output row stays in registers across the tile (up to head_dim 256), instead of one axpy call per key.
+template <int kChunks>
+TERN_AVX512 void attend_n(const float* q, const float* const* k, const float* const* v, int n, float scale,
+                          float* m, float* l, float* o) {
+  __m512 qv[kChunks], ov[kChunks];
+  for (int c = 0; c < kChunks; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c), ov[c] = _mm512_loadu_ps(o + 16 * c);
+  float s[64];
+  float mx = -INFINITY;
+  for (int j = 0; j < n; ++j) {
+    __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k[j]));
+    for (int c = 1; c < kChunks; ++c) acc = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(k[j] + 16 * c), acc);
+    s[j] = _mm512_reduce_add_ps(acc) * scale;
+    mx = s[j] > mx ? s[j] : mx;
+  }
+  const float m_new = *m > mx ? *m : mx;
+  float lsum = *l;
+  if (*m != -INFINITY && m_new != *m) {
+    const float corr = std::exp(*m - m_new);
+    lsum *= corr;
+    const __m512 cv = _mm512_set1_ps(corr);
+    for (int c = 0; c < kChunks; ++c) ov[c] = _mm512_mul_ps(ov[c], cv);
+  }
+  for (int j = 0; j < n; ++j) {
+    const float p = std::exp(s[j] - m_new);
+    lsum += p;
+    const __m512 pv = _mm512_set1_ps(p);
+    for (int c = 0; c < kChunks; ++c) ov[c] = _mm512_fmadd_ps(pv, _mm512_loadu_ps(v[j] + 16 * c), ov[c]);
+  }
+  for (int c = 0; c < kChunks; ++c) _mm512_storeu_ps(o + 16 * c, ov[c]);
+  *m = m_new;
+  *l = lsum;
+}
+
+TERN_AVX512 void attend(const float* q, const float* const* k, const float* const* v, int n, int hd, float scale,
+                        float* m, float* l, float* o) {
+  switch (hd) {
+    case 32: attend_n<2>(q, k, v, n, scale, m, l, o); return;
+    case 48: attend_n<3>(q, k, v, n, scale, m, l, o); return;
+    case 64: attend_n<4>(q, k, v, n, scale, m, l, o); return;
+    case 80: attend_n<5>(q, k, v, n, scale, m, l, o); return;
+    case 96: attend_n<6>(q, k, v, n, scale, m, l, o); return;
+    case 128: attend_n<8>(q, k, v, n, scale, m, l, o); return;
+    case 256: attend_n<16>(q, k, v, n, scale, m, l, o); return;
+    default: break;
+  }
+  // Other widths: the same steps with masked tails.
+  float s[64];
+  float mx = -INFINITY;
+  for (int j = 0; j < n; ++j) {
+    s[j] = dot_f32(q, k[j], hd) * scale;
+    mx = s[j] > mx ? s[j] : mx;
+  }
+  const float m_new = *m > mx ? *m : mx;
+  float lsum = *l;
+  if (*m != -INFINITY && m_new != *m) {
+    const float corr = std::exp(*m - m_new);
+    lsum *= corr;
+    for (int d = 0; d < hd; ++d) o[d] *= corr;
+  }
+  for (int j = 0; j < n; ++j) {
+    const float p = std::exp(s[j] - m_new);
+    lsum += p;
+    axpy(p, v[j], o, hd);
+  }
+  *m = m_new;
+  *l = lsum;
+}
+
 constexpr Kernels kAvx512 = {dot_f32,  dot_f16,    dot_bf16,   dot_q8_0, dot_q4_0,
-                             dot_q4_1, f16_to_f32, f32_to_f16, axpy};
+                             dot_q4_1, f16_to_f32, f32_to_f16, axpy,     attend};
 
 }  // namespace
 

@@ -98,7 +98,7 @@ void axpy(float a, const float* x, float* y, int64_t n) {
 }
 
 constexpr Kernels kScalar = {dot_f32,  dot_f16,    dot_bf16,   dot_q8_0, dot_q4_0,
-                             dot_q4_1, f16_to_f32, f32_to_f16, axpy};
+                             dot_q4_1, f16_to_f32, f32_to_f16, axpy,     nullptr};
 
 }  // namespace
 

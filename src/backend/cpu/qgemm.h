@@ -74,6 +74,9 @@ struct alignas(64) XGroup {
 // `tail`. The rounding is quantize_row_q8x's.
 void qgemm_pack_x(DType t, const float* x, XGroup* groups, BlockQ8X* tail, int64_t n_blocks);
 
+// qgemm_pack_x with AVX-512: the same rounding (x * (1 / d) to nearest even), bit for bit.
+void qgemm_pack_x_avx512(DType t, const float* x, XGroup* groups, BlockQ8X* tail, int64_t n_blocks);
+
 // The activations of a call: tokens' groups x_stride apart, their tail blocks tail_stride apart.
 struct QgemmX {
   const XGroup* groups;

@@ -199,7 +199,40 @@ TERN_AVX512 void gemm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64
   }
 }
 
+// Each block as quantize_row_q8x rounds it: d = max|x| / 127, q = nearbyint(x * (1 / d)) (the conversion
+// rounds to nearest even, as nearbyint does in the default mode), sum = d * sum(q).
+TERN_AVX512 void pack_x_groups(const float* x, XGroup* groups, int64_t n_groups, int64_t n_blocks, float kc) {
+  for (int64_t g = 0; g < n_groups; ++g) {
+    XGroup& o = groups[g];
+    const int m = static_cast<int>(n_blocks - g * kQGroup < kQGroup ? n_blocks - g * kQGroup : kQGroup);
+    if (m < kQGroup) __builtin_memset(&o, 0, sizeof(o));
+    for (int k = 0; k < m; ++k) {
+      const float* xb = x + (g * kQGroup + k) * 32;
+      const __m512 a = _mm512_loadu_ps(xb), b = _mm512_loadu_ps(xb + 16);
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+      const float d = amax / 127.0f;
+      const float id = d > 0.0f ? 1.0f / d : 0.0f;
+      const __m512 vid = _mm512_set1_ps(id);
+      const __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, vid)), qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, vid));
+      alignas(16) int8_t q[32];
+      _mm_store_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(qa));
+      _mm_store_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(qb));
+      const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+      for (int s = 0; s < 8; ++s) __builtin_memcpy(o.q + s * 64 + k * 4, q + 4 * s, 4);
+      o.d[k] = d;
+      o.c[k] = kc * (d * static_cast<float>(sum));
+    }
+  }
+}
+
 }  // namespace
+
+void qgemm_pack_x_avx512(DType t, const float* x, XGroup* groups, BlockQ8X* tail, int64_t n_blocks) {
+  const QgemmLayout lay = qgemm_layout(t, n_blocks);
+  const float kc = t == DType::Q8_0 ? -128.0f : t == DType::Q4_0 ? -8.0f : 1.0f;
+  pack_x_groups(x, groups, lay.x_groups(), n_blocks, kc);
+  if (lay.tail > 0) quantize_row_q8x(x + lay.groups * kQGroup * 32, tail, 32 * lay.tail);
+}
 
 void qgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_blocks, const QgemmX& x,
                   float (*tail_dot)(const void*, const BlockQ8X*, int64_t), int n_tokens, float* out,
