@@ -7,9 +7,10 @@ one call and then decodes single tokens, timing both phases; the table gives mea
 tern / llama.cpp. Run through bench/vs_llamacpp.sh, which installs llama.cpp's Python bindings (built from
 source for this CPU) and makes the models.
 
-tern runs as `tern bench ... --json` (its own warm-up repetition, then one timed one); llama.cpp runs in
-this process through llama-cpp-python, warmed up once per model. llama.cpp's defaults are kept (f16 KV
-cache, no flash attention); tern uses --kv-type f16 to match.
+Each repetition of each engine is its own process: tern as `tern bench ... --json` (its own warm-up
+repetition, then one timed one), llama.cpp through llama-cpp-python (a 32-token warm-up eval, then the
+timed prompt and tokens). llama.cpp's defaults are kept (f16 KV cache, no flash attention); tern uses
+--kv-type f16 to match.
 """
 import argparse
 import json
@@ -41,27 +42,34 @@ def run_tern(tern, model, prompt, gen, threads, kv):
     return j["prefill_tok_s"], j["decode_tok_s"]
 
 
-class LlamaCpp:
-    def __init__(self, model, prompt, gen, threads):
-        from llama_cpp import Llama
-        self.llm = Llama(model_path=model, n_ctx=prompt + gen + 16, n_batch=prompt, n_ubatch=prompt,
-                         n_threads=threads, n_threads_batch=threads, verbose=False)
-        vocab = self.llm.n_vocab()
-        rng = random.Random(1234)
-        self.prompt = [rng.randrange(100, vocab - 100) for _ in range(prompt)]
-        self.next = [rng.randrange(100, vocab - 100) for _ in range(gen)]
-        self.llm.reset()
-        self.llm.eval(self.prompt[:32])  # warm-up: page in the weights, let the library set up
+LLAMA_CHILD = r"""
+import random, sys, time
+from llama_cpp import Llama
+model, prompt, gen, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+llm = Llama(model_path=model, n_ctx=prompt + gen + 16, n_batch=prompt, n_ubatch=prompt, n_threads=threads,
+            n_threads_batch=threads, verbose=False)
+vocab = llm.n_vocab()
+rng = random.Random(1234)
+ids = [rng.randrange(100, vocab - 100) for _ in range(prompt)]
+nxt = [rng.randrange(100, vocab - 100) for _ in range(gen)]
+llm.eval(ids[:32])  # warm-up: page in the weights, let the library set up
+llm.reset()
+t0 = time.perf_counter()
+llm.eval(ids)
+t1 = time.perf_counter()
+for tok in nxt:
+    llm.eval([tok])
+t2 = time.perf_counter()
+print(prompt / (t1 - t0), gen / (t2 - t1))
+"""
 
-    def run(self):
-        self.llm.reset()
-        t0 = time.perf_counter()
-        self.llm.eval(self.prompt)
-        t1 = time.perf_counter()
-        for tok in self.next:
-            self.llm.eval([tok])
-        t2 = time.perf_counter()
-        return len(self.prompt) / (t1 - t0), len(self.next) / (t2 - t1)
+
+def run_llamacpp(model, prompt, gen, threads):
+    # A child process per repetition, as for tern: nothing of one engine (threads, buffers) lingers while the
+    # other runs.
+    out = subprocess.run([sys.executable, "-c", LLAMA_CHILD, model, str(prompt), str(gen), str(threads)],
+                         check=True, capture_output=True, text=True).stdout.split()
+    return float(out[0]), float(out[1])
 
 
 def main():
@@ -85,14 +93,12 @@ def main():
     print("| model | prefill tern | prefill llama.cpp | ratio | decode tern | decode llama.cpp | ratio |")
     print("|---|---|---|---|---|---|---|")
     for model in a.models:
-        lc = LlamaCpp(model, a.prompt, a.gen, a.threads)
         tp, td, lp, ld = [], [], [], []
         for _ in range(a.reps):
             p, d = run_tern(a.tern, model, a.prompt, a.gen, a.threads, a.kv_type)
             tp.append(p), td.append(d)
-            p, d = lc.run()
+            p, d = run_llamacpp(model, a.prompt, a.gen, a.threads)
             lp.append(p), ld.append(d)
-        del lc
         fmt = lambda v: f"{statistics.mean(v):.1f} +- {statistics.stdev(v) if len(v) > 1 else 0:.1f}"
         ratio = lambda x, y: statistics.mean(x) / statistics.mean(y)
         print(f"| {os.path.basename(model)} | {fmt(tp)} | {fmt(lp)} | {ratio(tp, lp):.2f} | {fmt(td)} | {fmt(ld)} | "

@@ -72,6 +72,13 @@ class Backend {
   // (and rejects, naming the tensor, any type it cannot compute with). A backend keeps what it prepared
   // until it is destroyed, so one backend can serve several models.
   virtual Status prepare(const WeightStore& weights) { return Status(); }
+  // What prepare() has done so far, for reports: the bytes of weight copies the backend keeps (repacked
+  // for its kernels, or uploaded) and the seconds that took.
+  struct PrepareStats {
+    double seconds = 0;
+    size_t bytes = 0;
+  };
+  virtual PrepareStats prepare_stats() const { return {}; }
   // Waits until every queued op has finished; the first error any of them hit (ops themselves return
   // nothing, so a device backend records its first failure and reports it here and in copy_to_host).
   virtual Status synchronize() { return Status(); }

@@ -118,9 +118,13 @@ Result<BenchResult> run_bench(const std::string& model_path, Backend& backend, c
   auto prec = bench_precision(c, f.weights, o.kv.dtype);
   if (!prec) return error(model_path + ": " + prec.message());
 
+  const Backend::PrepareStats prep0 = backend.prepare_stats();
+  const auto t_create = Clock::now();
   auto model = LlamaModel::create(c, f.weights, backend, static_cast<int>(need), o.max_batch, o.kv);
   if (!model) return model.status();
   LlamaModel& m = *model.value();
+  const double create_seconds = seconds_since(t_create);
+  const Backend::PrepareStats prep1 = backend.prepare_stats();
 
   // Seeded random prompt ids; id 0..2 are often <unk>/<s>/</s>, so draw from the rest when there is room.
   Rng rng(o.seed);
@@ -156,7 +160,9 @@ Result<BenchResult> run_bench(const std::string& model_path, Backend& backend, c
   r.prompt = o.prompt;
   r.output = o.output;
   r.repetitions = o.repetitions;
-  r.load_seconds = load_seconds;
+  r.load_seconds = load_seconds + create_seconds;
+  r.prepare_seconds = prep1.seconds - prep0.seconds;
+  r.prepare_bytes = static_cast<int64_t>(prep1.bytes - prep0.bytes);
   r.prefill_tok_s = mean_sd(pf);
   r.decode_tok_s = mean_sd(dc);
   auto ms = [](const std::vector<double>& rates) {
@@ -188,10 +194,10 @@ std::string format_bench(const BenchResult& r) {
   std::snprintf(buf, sizeof buf,
                 "model: %s (%s, %d layers, dim %d, vocab %d; %.1f MB of weights)\n"
                 "backend: %s, %d threads; prompt %d, output %d tokens, %d repetitions after a warm-up; "
-                "load %.3f s; peak RSS %.1f MB\n\n",
+                "load %.3f s (repacking %.1f MB of weights for the kernels: %.3f s); peak RSS %.1f MB\n\n",
                 r.model.c_str(), r.weights.c_str(), c.n_layers, c.dim, c.vocab_size, r.weight_bytes / 1e6,
                 r.backend.c_str(), r.threads, r.prompt, r.output, r.repetitions, r.load_seconds,
-                static_cast<double>(r.peak_rss_bytes) / 1e6);
+                r.prepare_bytes / 1e6, r.prepare_seconds, static_cast<double>(r.peak_rss_bytes) / 1e6);
   s += buf;
   std::snprintf(buf, sizeof buf, "%-8s %20s %18s %12s %12s\n", "phase", "tok/s (mean +- sd)", "ms/token",
                 "GB/s", "% roofline");
@@ -235,6 +241,8 @@ std::string bench_to_json(const BenchResult& r) {
   j["output"] = r.output;
   j["repetitions"] = r.repetitions;
   j["load_seconds"] = r.load_seconds;
+  j["prepare_seconds"] = r.prepare_seconds;
+  j["prepare_bytes"] = r.prepare_bytes;
   j["prefill_tok_s"] = r.prefill_tok_s.mean;
   j["prefill_tok_s_sd"] = r.prefill_tok_s.sd;
   j["decode_tok_s"] = r.decode_tok_s.mean;

@@ -47,7 +47,9 @@ struct BenchResult {
   ModelConfig config;
   int threads = 0;
   int prompt = 0, output = 0, repetitions = 0;
-  double load_seconds = 0;
+  double load_seconds = 0;     // reading the file and creating the model (prepare included)
+  double prepare_seconds = 0;  // of which the backend's prepare(): repacking weights for its kernels
+  int64_t prepare_bytes = 0;   // memory of those repacked copies
   MeanSd prefill_tok_s, decode_tok_s;
   MeanSd prefill_ms_per_token, decode_ms_per_token;
   // Accounting (perf/accounting.h), weights at their stored types, f32 activations and KV cache:
@@ -83,7 +85,8 @@ Result<BenchResult> run_bench(const std::string& model_path, Backend& backend, c
 int64_t peak_rss_bytes();
 
 // The human table and the JSON object (keys: model, backend, weights, threads, prompt, output, repetitions,
-// load_seconds, prefill_tok_s, prefill_tok_s_sd, decode_tok_s, decode_tok_s_sd, prefill_ms_per_token,
+// load_seconds, prepare_seconds, prepare_bytes, prefill_tok_s, prefill_tok_s_sd, decode_tok_s, decode_tok_s_sd,
+// prefill_ms_per_token,
 // decode_ms_per_token, decode_bytes_per_token, prefill_flops, weight_bytes, gb_s, prefill_gflop_s,
 // mem_bandwidth_gb_s, roofline_tok_s, roofline_pct (null without hardware), peak_rss_bytes).
 std::string format_bench(const BenchResult& r);

@@ -5,6 +5,7 @@
 #include "backend/cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cassert>
 #include <cmath>
 #include <unordered_map>
@@ -16,6 +17,7 @@
 #include "backend/cpu/qgemm.h"
 #include "core/quant.h"
 #include "core/thread_pool.h"
+#include "formats/weights.h"
 
 namespace tern {
 
@@ -96,6 +98,22 @@ class CpuBackend final : public Backend {
 
   const char* name() const override { return "cpu"; }
   bool supports(DType t) const override { return dtype_is_supported(t); }
+
+  // Repacks every weight the packed integer GEMM will read, at load rather than at its first use. The
+  // embedding table is left alone: it is read by rows (and packed at first use only when the classifier
+  // shares it).
+  Status prepare(const WeightStore& weights) override {
+    if (!qgemm_) return Status();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (const auto& [name, t] : weights.all()) {
+      if (name == "token_embd.weight" || t.shape.size() != 2 || !cpu::qgemm_supports(t.dtype)) continue;
+      if (t.cols() % (t.dtype == DType::Q4_K ? 256 : 32) != 0) continue;
+      packed_weights(t);
+    }
+    prep_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return Status();
+  }
+  PrepareStats prepare_stats() const override { return prep_; }
 
   void embedding(const TensorView& table, const int* tokens, int n_tokens, float* out) override {
     const int64_t dim = table.cols();
@@ -265,10 +283,16 @@ class CpuBackend final : public Backend {
   }
 
   void swiglu(float* gate, const float* up, int64_t n) override {
-    for (int64_t i = 0; i < n; ++i) {
-      const float g = gate[i];
-      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-    }
+    // One exp per element: split over the threads (a decode step's 5632-wide FFN is otherwise a serial
+    // stretch while the other threads wait).
+    constexpr int64_t kPiece = 1024;
+    pool_.parallel_for((n + kPiece - 1) / kPiece, [&](int64_t p0, int64_t p1, int) {
+      const int64_t e = std::min(n, p1 * kPiece);
+      for (int64_t i = p0 * kPiece; i < e; ++i) {
+        const float g = gate[i];
+        gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+      }
+    });
   }
 
   void add(float* x, const float* y, int64_t n) override {
@@ -298,6 +322,7 @@ class CpuBackend final : public Backend {
     const size_t rb = row_bytes(w.dtype, w.cols());
     const size_t prb = static_cast<size_t>(cpu::qgemm_layout(w.dtype, nb).row_bytes);
     buf.resize((prb * static_cast<size_t>(n_rows) + sizeof(Line) - 1) / sizeof(Line));
+    prep_.bytes += buf.size() * sizeof(Line);
     uint8_t* dst = reinterpret_cast<uint8_t*>(buf.data());
     const uint8_t* src = static_cast<const uint8_t*>(w.data);
     pool_.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
@@ -317,6 +342,7 @@ class CpuBackend final : public Backend {
   };
   std::vector<std::vector<Vec16>> fscratch_;  // per thread: the float GEMM's parked accumulators
   std::unordered_map<const void*, std::vector<Line>> packed_;
+  PrepareStats prep_;  // repacking done so far
   std::vector<cpu::XGroup> xg_;  // packed activations of one matmul call
   cpu::Attention attn_;
   std::vector<BlockQ8X> xq_;                      // quantized activations of one matmul call
