@@ -132,7 +132,11 @@ bool has_avx512_vnni() {
 
 __attribute__((target("avx2"))) uint64_t read_avx2(const uint8_t* p, size_t bytes) {
   __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+  // A software prefetch 32 KiB ahead, as tern's decode kernels issue: without it the hardware prefetchers
+  // alone leave 10-15% of the bandwidth those kernels reach unmeasured.
   for (size_t i = 0; i < bytes; i += 128) {
+    _mm_prefetch(reinterpret_cast<const char*>(p + i + 32768), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p + i + 32768 + 64), _MM_HINT_T0);
     s0 = _mm256_add_epi64(s0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
     s1 = _mm256_add_epi64(s1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
     s2 = _mm256_add_epi64(s2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
