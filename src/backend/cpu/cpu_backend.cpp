@@ -153,26 +153,21 @@ class CpuBackend final : public Backend {
       // once per tensor; blocks of rows are spread over the threads.
       const int64_t nb = n_in / cpu::kQ8XBlock;
       const cpu::QgemmLayout lay = cpu::qgemm_layout(dt, nb);
-      const int64_t ng = lay.x_groups(), nt = lay.tail;
+      const int64_t ng = lay.x_groups();
       const size_t prb = static_cast<size_t>(lay.row_bytes);
       const uint8_t* packed = packed_weights(w);
       grow(xg_, static_cast<size_t>(n_tokens * ng + 1));
-      grow(xq_, static_cast<size_t>(n_tokens * nt + 1));
       cpu::XGroup* xg = xg_.data();
-      BlockQ8X* xt = xq_.data();
       pool_.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
-        for (int64_t t = t0; t < t1; ++t) cpu::qgemm_pack_x_avx512(dt, x + t * n_in, xg + t * ng, xt + t * nt, nb);
+        for (int64_t t = t0; t < t1; ++t) cpu::qgemm_pack_x_avx512(dt, x + t * n_in, xg + t * ng, nb);
       });
-      const cpu::QgemmX xs{xg, ng, xt, nt};
-      float (*tail_dot)(const void*, const BlockQ8X*, int64_t) =
-          dt == DType::Q8_0 ? k.dot_q8_0 : dt == DType::Q4_0 ? k.dot_q4_0 : dt == DType::Q4_1 ? k.dot_q4_1 : nullptr;
       // Rows per block: about 16 KiB of weights, which stay in L1 while every token tile passes over them.
       const int64_t rows = std::clamp<int64_t>(static_cast<int64_t>((16 << 10) / prb) & ~int64_t{1}, 2, 32);
       pool_.parallel_for((n_out + rows - 1) / rows, [&](int64_t i0, int64_t i1, int) {
         const int64_t r0 = i0 * rows, r1 = std::min(n_out, i1 * rows);
         for (int64_t b0 = r0; b0 < r1; b0 += rows)
-          cpu::qgemm_avx512(dt, packed + b0 * prb, static_cast<int64_t>(prb), std::min(rows, r1 - b0), nb, xs,
-                            tail_dot, n_tokens, out + b0, n_out);
+          cpu::qgemm_avx512(dt, packed + b0 * prb, static_cast<int64_t>(prb), std::min(rows, r1 - b0), nb, xg, ng,
+                            n_tokens, out + b0, n_out);
       });
       return;
     }

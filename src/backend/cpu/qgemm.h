@@ -10,15 +10,15 @@
 //   Q4_0: codes[4][16][4], byte = elements (4p + j) | (4p + 16 + j) << 4, d[16]    18 x 16 bytes
 //   Q4_1: as Q4_0, then d[16], m[16] f16                                          20 x 16 bytes
 // (Q4_0 and Q4_1 keep ggml's nibble pairing: the byte of pair p, lane k, position j is block k's
-// qs[4p + j]). The row's last n_blocks % 16 blocks stay in ggml layout and go through the one-row dot
-// product of cpu_kernels.h against the token's blocks in BlockQ8X form: a group padded with empty lanes
-// would cost a whole group's instructions for a few blocks. A packed row has exactly the original's bytes.
+// qs[4p + j]). A row whose block count is not a multiple of 16 ends in a partial group of m < 16 lanes,
+// stored the same way with m in place of 16 and read with masked loads (the activations' partial group is
+// zero past lane m), so a packed row has exactly the original's bytes.
 //
 // Q4_K: a group is two super-blocks (16 sub-blocks of 32, each its own lane):
 //   codes[4][16][4] as Q4_0's pairing, d[2] f16, dmin[2] f16, sc[16] u8, m[16] u8  296 bytes
 // with w = d sc u - dmin m per sub-block, so dot_b = (d sc) dx I_b - (dmin m) s_b: the Q4_1 form with
 // scales d * sc and dmin * m formed exactly in fp32 in the kernel. A row with an odd number of
-// super-blocks ends in a half group (lanes 0..7, 148 bytes) read with masked loads.
+// super-blocks ends in a half group (8 lanes, 148 bytes).
 //
 // Offsets. With u the unsigned codes and x_b the int8 activations of block b with scale dx_b and
 // s_b = dx_b * sum(x_b):
@@ -47,14 +47,13 @@ inline bool qgemm_supports(DType t) {
   return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q4_K;
 }
 
-// How a row of n_blocks blocks of 32 is split: full groups of 16, then either a half group (Q4_K, 8 lanes,
-// in the packed activations as one more group) or tail blocks for the one-row dot (the other types).
+// How a row of n_blocks blocks of 32 is split: full groups of 16, then a partial group of `partial` lanes
+// (0: none; for Q4_K 8, a single super-block).
 struct QgemmLayout {
-  int64_t groups = 0;       // full groups
-  bool half = false;        // a final half group (Q4_K)
-  int64_t tail = 0;         // blocks left to the one-row dot
-  int64_t row_bytes = 0;    // bytes of a packed row
-  int64_t x_groups() const { return groups + (half ? 1 : 0); }
+  int64_t groups = 0;     // full groups
+  int partial = 0;        // lanes of the final partial group
+  int64_t row_bytes = 0;  // bytes of a packed row
+  int64_t x_groups() const { return groups + (partial > 0 ? 1 : 0); }
 };
 QgemmLayout qgemm_layout(DType t, int64_t n_blocks);
 
@@ -70,25 +69,16 @@ struct alignas(64) XGroup {
 };
 
 // Quantizes one activation row (n = 32 * n_blocks floats) into the layout's x_groups() groups for weights of
-// type t (which fixes c's factor; a half group's lanes 8..15 are zero) and its tail blocks as BlockQ8X into
-// `tail`. The rounding is quantize_row_q8x's.
-void qgemm_pack_x(DType t, const float* x, XGroup* groups, BlockQ8X* tail, int64_t n_blocks);
+// type t (which fixes c's factor; a partial group is zero past its lanes). The rounding is
+// quantize_row_q8x's.
+void qgemm_pack_x(DType t, const float* x, XGroup* groups, int64_t n_blocks);
 
 // qgemm_pack_x with AVX-512: the same rounding (x * (1 / d) to nearest even), bit for bit.
-void qgemm_pack_x_avx512(DType t, const float* x, XGroup* groups, BlockQ8X* tail, int64_t n_blocks);
-
-// The activations of a call: tokens' groups x_stride apart, their tail blocks tail_stride apart.
-struct QgemmX {
-  const XGroup* groups;
-  int64_t stride;
-  const BlockQ8X* tail;
-  int64_t tail_stride;
-};
+void qgemm_pack_x_avx512(DType t, const float* x, XGroup* groups, int64_t n_blocks);
 
 // out[t * out_stride + r] for rows [0, n_rows) of the packed weights (row stride row_bytes) and tokens
-// [0, n_tokens); `tail_dot` is the one-row dot product of type t for the tail blocks. Requires AVX-512 VNNI.
-void qgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_blocks, const QgemmX& x,
-                  float (*tail_dot)(const void*, const BlockQ8X*, int64_t), int n_tokens, float* out,
-                  int64_t out_stride);
+// [0, n_tokens) of the packed activations (x_stride groups apart). Requires AVX-512 VNNI.
+void qgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_blocks, const XGroup* x,
+                  int64_t x_stride, int n_tokens, float* out, int64_t out_stride);
 
 }  // namespace tern::cpu

@@ -32,10 +32,8 @@ constexpr int64_t group_bytes(DType t, int m) {
 }
 
 template <DType kT, int R, int T>
-TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, const QgemmX& xq,
-                      float (*tail_dot)(const void*, const BlockQ8X*, int64_t), float* out, int64_t out_stride) {
-  const XGroup* x = xq.groups;
-  const int64_t x_stride = xq.stride;
+TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, const XGroup* x, int64_t x_stride,
+                      float* out, int64_t out_stride) {
   __m512 acc[R][T];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -46,12 +44,12 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
   for (int r = 0; r < R; ++r) wp[r] = w + r * row_bytes;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const int64_t n_groups = n_blocks / kQGroup;
-  // Q4_K rows may end in a half group (8 lanes, masked loads); the other types leave a tail to tail_dot.
+  // A row may end in a partial group of fewer lanes, read with masked loads (zero past its lanes).
   constexpr bool kK = kT == DType::Q4_K;
-  const int64_t n_loop = kK ? (n_blocks + kQGroup - 1) / kQGroup : n_groups;
+  const int64_t n_loop = (n_blocks + kQGroup - 1) / kQGroup;
   for (int64_t g = 0; g < n_loop; ++g) {
-    const int m = kK && g == n_groups ? kQGroup / 2 : kQGroup;
-    const __mmask16 mask = static_cast<__mmask16>(m == kQGroup ? 0xFFFF : 0x00FF);
+    const int m = g == n_groups ? static_cast<int>(n_blocks - n_groups * kQGroup) : kQGroup;
+    const __mmask16 mask = static_cast<__mmask16>(m == kQGroup ? 0xFFFF : (1u << m) - 1u);
     // ia gathers the group's integer dots. A single token (decode) would leave only R dependency chains of
     // vpdpbusd, so it also uses ib (odd steps, or the high nibbles); integer sums are exact, so splitting
     // them changes no result.
@@ -68,7 +66,7 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
         __m512i u[R];
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
-          u[r] = _mm512_loadu_si512(wp[r] + s * m * 4);
+          u[r] = _mm512_maskz_loadu_epi32(mask, wp[r] + s * m * 4);
           if (T == 1) _mm_prefetch(reinterpret_cast<const char*>(wp[r] + s * m * 4 + kPrefetchBytes), _MM_HINT_T0);
         }
 #pragma GCC unroll 8
@@ -87,7 +85,7 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
         __m512i lo[R], hi[R];
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
-          const __m512i v = kK ? _mm512_maskz_loadu_epi32(mask, wp[r] + p * m * 4) : _mm512_loadu_si512(wp[r] + p * m * 4);
+          const __m512i v = _mm512_maskz_loadu_epi32(mask, wp[r] + p * m * 4);
           if (T == 1) _mm_prefetch(reinterpret_cast<const char*>(wp[r] + p * m * 4 + kPrefetchBytes), _MM_HINT_T0);
           lo[r] = _mm512_and_si512(v, m4);
           hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
@@ -130,9 +128,9 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
         mw[r] = _mm512_mul_ps(nv, mn);
         continue;
       }
-      dw[r] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp[r] + codes)));
+      dw[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, wp[r] + codes));
       if constexpr (kT == DType::Q4_1)
-        mw[r] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp[r] + codes + 2 * m)));
+        mw[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, wp[r] + codes + 2 * m));
     }
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
@@ -155,47 +153,41 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t)
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      float v = _mm512_reduce_add_ps(acc[r][t]);
-      if (!kK && n_blocks > n_groups * kQGroup)
-        v += tail_dot(wp[r], xq.tail + t * xq.tail_stride, n_blocks - n_groups * kQGroup);
-      out[t * out_stride + r] = v;
-    }
+    for (int r = 0; r < R; ++r) out[t * out_stride + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
 template <DType kT, int R>
-TERN_AVX512 void tile_rows(int T, const uint8_t* w, int64_t row_bytes, int64_t n_blocks, const QgemmX& x,
-                           float (*tail_dot)(const void*, const BlockQ8X*, int64_t), float* out,
-                           int64_t out_stride) {
+TERN_AVX512 void tile_rows(int T, const uint8_t* w, int64_t row_bytes, int64_t n_blocks, const XGroup* x,
+                           int64_t x_stride,
+                           float* out, int64_t out_stride) {
   switch (T) {
-    case 1: tile<kT, R, 1>(w, row_bytes, n_blocks, x, tail_dot, out, out_stride); break;
-    case 2: tile<kT, R, 2>(w, row_bytes, n_blocks, x, tail_dot, out, out_stride); break;
-    case 3: tile<kT, R, 3>(w, row_bytes, n_blocks, x, tail_dot, out, out_stride); break;
-    case 4: tile<kT, R, 4>(w, row_bytes, n_blocks, x, tail_dot, out, out_stride); break;
-    case 5: tile<kT, R, 5>(w, row_bytes, n_blocks, x, tail_dot, out, out_stride); break;
-    case 6: tile<kT, R, 6>(w, row_bytes, n_blocks, x, tail_dot, out, out_stride); break;
+    case 1: tile<kT, R, 1>(w, row_bytes, n_blocks, x, x_stride, out, out_stride); break;
+    case 2: tile<kT, R, 2>(w, row_bytes, n_blocks, x, x_stride, out, out_stride); break;
+    case 3: tile<kT, R, 3>(w, row_bytes, n_blocks, x, x_stride, out, out_stride); break;
+    case 4: tile<kT, R, 4>(w, row_bytes, n_blocks, x, x_stride, out, out_stride); break;
+    case 5: tile<kT, R, 5>(w, row_bytes, n_blocks, x, x_stride, out, out_stride); break;
+    case 6: tile<kT, R, 6>(w, row_bytes, n_blocks, x, x_stride, out, out_stride); break;
     default: break;
   }
 }
 
 template <DType kT>
-TERN_AVX512 void gemm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_blocks, const QgemmX& x,
-                      float (*tail_dot)(const void*, const BlockQ8X*, int64_t), int n_tokens, float* out,
-                      int64_t out_stride) {
+TERN_AVX512 void gemm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_blocks, const XGroup* x,
+                      int64_t x_stride, int n_tokens, float* out, int64_t out_stride) {
   static_assert(kTokens == 6 && kRows == 2);
   // Token tiles outside, row tiles inside: a tile's activations stay in L1 while the rows (a block of at
   // most a few dozen, chosen by the caller) pass under them.
   for (int t0 = 0; t0 < n_tokens; t0 += kTokens) {
     const int T = n_tokens - t0 < kTokens ? n_tokens - t0 : kTokens;
-    const QgemmX xt{x.groups + t0 * x.stride, x.stride, x.tail + t0 * x.tail_stride, x.tail_stride};
+    const XGroup* xt = x + t0 * x_stride;
     float* ot = out + t0 * out_stride;
     int64_t r0 = 0;
     if (T == 1)
       for (; r0 + kRowsDecode <= n_rows; r0 += kRowsDecode)
-        tile<kT, kRowsDecode, 1>(w + r0 * row_bytes, row_bytes, n_blocks, xt, tail_dot, ot + r0, out_stride);
+        tile<kT, kRowsDecode, 1>(w + r0 * row_bytes, row_bytes, n_blocks, xt, x_stride, ot + r0, out_stride);
     for (; r0 + kRows <= n_rows; r0 += kRows)
-      tile_rows<kT, kRows>(T, w + r0 * row_bytes, row_bytes, n_blocks, xt, tail_dot, ot + r0, out_stride);
-    if (r0 < n_rows) tile_rows<kT, 1>(T, w + r0 * row_bytes, row_bytes, n_blocks, xt, tail_dot, ot + r0, out_stride);
+      tile_rows<kT, kRows>(T, w + r0 * row_bytes, row_bytes, n_blocks, xt, x_stride, ot + r0, out_stride);
+    if (r0 < n_rows) tile_rows<kT, 1>(T, w + r0 * row_bytes, row_bytes, n_blocks, xt, x_stride, ot + r0, out_stride);
   }
 }
 
@@ -227,21 +219,19 @@ TERN_AVX512 void pack_x_groups(const float* x, XGroup* groups, int64_t n_groups,
 
 }  // namespace
 
-void qgemm_pack_x_avx512(DType t, const float* x, XGroup* groups, BlockQ8X* tail, int64_t n_blocks) {
+void qgemm_pack_x_avx512(DType t, const float* x, XGroup* groups, int64_t n_blocks) {
   const QgemmLayout lay = qgemm_layout(t, n_blocks);
   const float kc = t == DType::Q8_0 ? -128.0f : t == DType::Q4_0 ? -8.0f : 1.0f;
   pack_x_groups(x, groups, lay.x_groups(), n_blocks, kc);
-  if (lay.tail > 0) quantize_row_q8x(x + lay.groups * kQGroup * 32, tail, 32 * lay.tail);
 }
 
-void qgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_blocks, const QgemmX& x,
-                  float (*tail_dot)(const void*, const BlockQ8X*, int64_t), int n_tokens, float* out,
-                  int64_t out_stride) {
+void qgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_blocks, const XGroup* x,
+                  int64_t x_stride, int n_tokens, float* out, int64_t out_stride) {
   switch (t) {
-    case DType::Q8_0: gemm<DType::Q8_0>(w, row_bytes, n_rows, n_blocks, x, tail_dot, n_tokens, out, out_stride); break;
-    case DType::Q4_0: gemm<DType::Q4_0>(w, row_bytes, n_rows, n_blocks, x, tail_dot, n_tokens, out, out_stride); break;
-    case DType::Q4_1: gemm<DType::Q4_1>(w, row_bytes, n_rows, n_blocks, x, tail_dot, n_tokens, out, out_stride); break;
-    default: gemm<DType::Q4_K>(w, row_bytes, n_rows, n_blocks, x, tail_dot, n_tokens, out, out_stride); break;
+    case DType::Q8_0: gemm<DType::Q8_0>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
+    case DType::Q4_0: gemm<DType::Q4_0>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
+    case DType::Q4_1: gemm<DType::Q4_1>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
+    default: gemm<DType::Q4_K>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
   }
 }
 

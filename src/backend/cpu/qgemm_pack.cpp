@@ -21,14 +21,16 @@ size_t codes_offset(DType t) { return t == DType::Q4_1 ? 4 : 2; }
 QgemmLayout qgemm_layout(DType t, int64_t n_blocks) {
   QgemmLayout l;
   l.groups = n_blocks / kQGroup;
-  const int64_t rest = n_blocks - l.groups * kQGroup;
-  if (t == DType::Q4_K) {
-    l.half = rest > 0;  // n_blocks is a multiple of 8 (super-blocks of 256)
-    l.row_bytes = l.groups * 296 + (l.half ? 148 : 0);
-  } else {
-    l.tail = rest;
-    l.row_bytes = static_cast<int64_t>(block_bytes_of(t)) * n_blocks;
-  }
+  l.partial = static_cast<int>(n_blocks - l.groups * kQGroup);  // Q4_K: 0 or 8 (super-blocks of 256)
+  auto bytes = [&](int m) -> int64_t {
+    switch (t) {
+      case DType::Q8_0: return 34 * m;
+      case DType::Q4_0: return 18 * m;
+      case DType::Q4_1: return 20 * m;
+      default: return 18 * m + m / 2;  // Q4_K
+    }
+  };
+  l.row_bytes = l.groups * bytes(kQGroup) + bytes(l.partial);
   return l;
 }
 
@@ -63,51 +65,48 @@ uint8_t* pack_q4_k_group(const uint8_t* row, int64_t sb, int m, uint8_t* out) {
   return out + 2 * m;
 }
 
+// Q8_0, Q4_0, Q4_1: m blocks starting at `blk` (ggml layout, bb bytes each, codes at qoff).
+uint8_t* pack_group(DType t, const uint8_t* blk, size_t bb, size_t qoff, int m, uint8_t* out) {
+  if (t == DType::Q8_0) {
+    for (int s = 0; s < 8; ++s)
+      for (int k = 0; k < m; ++k)
+        for (int j = 0; j < 4; ++j) out[(s * m + k) * 4 + j] = blk[k * bb + qoff + 4 * s + j] ^ 0x80;
+    out += 32 * m;
+  } else {
+    for (int p = 0; p < 4; ++p)
+      for (int k = 0; k < m; ++k) std::memcpy(out + (p * m + k) * 4, blk + k * bb + qoff + 4 * p, 4);
+    out += 16 * m;
+  }
+  for (int k = 0; k < m; ++k) std::memcpy(out + 2 * k, blk + k * bb, 2);  // d
+  out += 2 * m;
+  if (t == DType::Q4_1) {
+    for (int k = 0; k < m; ++k) std::memcpy(out + 2 * k, blk + k * bb + 2, 2);  // m
+    out += 2 * m;
+  }
+  return out;
+}
+
 }  // namespace
 
 void qgemm_pack_weights(DType t, const void* src, uint8_t* dst, int64_t n_rows, int64_t n_blocks) {
   const QgemmLayout lay = qgemm_layout(t, n_blocks);
-  if (t == DType::Q4_K) {
-    const size_t rb = row_bytes(t, 32 * n_blocks);
-    for (int64_t r = 0; r < n_rows; ++r) {
-      const uint8_t* in = static_cast<const uint8_t*>(src) + r * rb;
-      uint8_t* out = dst + r * lay.row_bytes;
-      for (int64_t g = 0; g < lay.groups; ++g) out = pack_q4_k_group(in, 2 * g, 16, out);
-      if (lay.half) pack_q4_k_group(in, 2 * lay.groups, 8, out);
-    }
-    return;
-  }
-  const size_t bb = block_bytes_of(t), qoff = codes_offset(t);
-  const size_t rb = bb * static_cast<size_t>(n_blocks);
-  const int64_t full = lay.groups * kQGroup;
+  const size_t rb = row_bytes(t, 32 * n_blocks);
   for (int64_t r = 0; r < n_rows; ++r) {
     const uint8_t* in = static_cast<const uint8_t*>(src) + r * rb;
-    uint8_t* out = dst + r * rb;
-    for (int64_t g0 = 0; g0 < full; g0 += kQGroup) {
-      constexpr int m = kQGroup;
-      const uint8_t* blk = in + g0 * bb;
-      if (t == DType::Q8_0) {
-        for (int s = 0; s < 8; ++s)
-          for (int k = 0; k < m; ++k)
-            for (int j = 0; j < 4; ++j) out[(s * m + k) * 4 + j] = blk[k * bb + qoff + 4 * s + j] ^ 0x80;
-        out += 32 * m;
+    uint8_t* out = dst + r * lay.row_bytes;
+    for (int64_t g = 0; g < lay.x_groups(); ++g) {
+      const int m = g < lay.groups ? kQGroup : lay.partial;
+      if (t == DType::Q4_K) {
+        out = pack_q4_k_group(in, 2 * g, m, out);
       } else {
-        for (int p = 0; p < 4; ++p)
-          for (int k = 0; k < m; ++k) std::memcpy(out + (p * m + k) * 4, blk + k * bb + qoff + 4 * p, 4);
-        out += 16 * m;
-      }
-      for (int k = 0; k < m; ++k) std::memcpy(out + 2 * k, blk + k * bb, 2);  // d
-      out += 2 * m;
-      if (t == DType::Q4_1) {
-        for (int k = 0; k < m; ++k) std::memcpy(out + 2 * k, blk + k * bb + 2, 2);  // m
-        out += 2 * m;
+        const size_t bb = block_bytes_of(t);
+        out = pack_group(t, in + g * kQGroup * bb, bb, codes_offset(t), m, out);
       }
     }
-    std::memcpy(out, in + full * bb, (n_blocks - full) * bb);  // the tail, as it was
   }
 }
 
-void qgemm_pack_x(DType t, const float* x, XGroup* groups, BlockQ8X* tail, int64_t n_blocks) {
+void qgemm_pack_x(DType t, const float* x, XGroup* groups, int64_t n_blocks) {
   const QgemmLayout lay = qgemm_layout(t, n_blocks);
   const float kc = t == DType::Q8_0 ? -128.0f : t == DType::Q4_0 ? -8.0f : 1.0f;
   BlockQ8X b[kQGroup];
@@ -122,7 +121,6 @@ void qgemm_pack_x(DType t, const float* x, XGroup* groups, BlockQ8X* tail, int64
       o.c[k] = kc * b[k].sum;
     }
   }
-  if (lay.tail > 0) quantize_row_q8x(x + lay.groups * kQGroup * 32, tail, 32 * lay.tail);
 }
 
 }  // namespace tern::cpu
