@@ -83,9 +83,10 @@ Weights make_weights(DType t, int64_t n_out, int64_t n_in, uint64_t seed) {
   return w;
 }
 
-// Types whose activations the cpu backend rounds to int8 (Q4_K only through the AVX-512 packed GEMM).
+// Types whose activations the cpu backend rounds to int8 (Q4_K and Q6_K only through the AVX-512 packed GEMM).
 bool int8_activations(DType t, CpuIsa isa) {
-  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1 || (t == DType::Q4_K && isa == CpuIsa::Avx512);
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1 ||
+         ((t == DType::Q4_K || t == DType::Q6_K) && isa == CpuIsa::Avx512);
 }
 
 void check_matmul(DType t, int64_t n_out, int64_t n_in, int n_tokens, int n_threads, CpuIsa isa) {
@@ -173,9 +174,9 @@ TEST(CpuBackend, MatmulRowDoesNotDependOnTheBatch) {
 TEST(CpuBackend, PackedActivationsMatchThePortablePacking) {
   if (!cpu_supports_isa(CpuIsa::Avx512)) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   Rng rng(91);
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K})
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q6_K})
     for (int64_t nb : {1, 3, 8, 16, 18, 40, 48}) {
-      if (t == DType::Q4_K && nb % 8 != 0) continue;
+      if ((t == DType::Q4_K || t == DType::Q6_K) && nb % 8 != 0) continue;
       std::vector<float> x = random_floats(rng, static_cast<size_t>(nb * 32), -3, 3);
       // Exact ties of x / d (x = 127 * k / 2 / 127 * max) and an all-zero block.
       x[0] = 3.0f, x[1] = 1.5f * 3.0f / 127.0f, x[2] = -2.5f * 3.0f / 127.0f;

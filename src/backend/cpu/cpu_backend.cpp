@@ -83,7 +83,8 @@ Path path_for(DType t) {
     case DType::Q8_0:
     case DType::Q4_0:
     case DType::Q4_1: return Path::Quant;
-    case DType::Q4_K: return Path::QuantK;
+    case DType::Q4_K:
+    case DType::Q6_K: return Path::QuantK;
     default: return Path::Dequant;
   }
 }
@@ -107,7 +108,7 @@ class CpuBackend final : public Backend {
     const auto t0 = std::chrono::steady_clock::now();
     for (const auto& [name, t] : weights.all()) {
       if (name == "token_embd.weight" || t.shape.size() != 2 || !cpu::qgemm_supports(t.dtype)) continue;
-      if (t.cols() % (t.dtype == DType::Q4_K ? 256 : 32) != 0) continue;
+      if (t.cols() % (t.dtype == DType::Q4_K || t.dtype == DType::Q6_K ? 256 : 32) != 0) continue;
       packed_weights(t);
     }
     prep_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

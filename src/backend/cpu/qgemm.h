@@ -20,6 +20,13 @@
 // scales d * sc and dmin * m formed exactly in fp32 in the kernel. A row with an odd number of
 // super-blocks ends in a half group (8 lanes, 148 bytes).
 //
+// Q6_K: scales are per 16 elements, so a group is one super-block of 16 lanes of 16 elements, four steps
+// (lane k of step s holds elements 16k + 4s .. 16k + 4s + 3):
+//   lo[2][16][4] (steps 0|1 and 2|3 as low|high nibbles), hi[16][4] (step s's top two bits at bits 2s),
+//   sc[16] int8, d f16                                                                 210 bytes
+// with w = d sc (u - 32), so dot_lane = (d sc) (dx I - 32 s_lane): the activations of a lane carry the dx of
+// their 32-block and c = -32 dx sum(x over the lane's 16).
+//
 // Offsets. With u the unsigned codes and x_b the int8 activations of block b with scale dx_b and
 // s_b = dx_b * sum(x_b):
 //   Q8_0: w = dw (u - 128)   ->  dot_b = dw (dx I_b - 128 s_b)
@@ -44,11 +51,11 @@ constexpr int kQGroup = 16;  // blocks per group
 
 // Whether the packed GEMM handles weights of type t.
 inline bool qgemm_supports(DType t) {
-  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q4_K;
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q4_K || t == DType::Q6_K;
 }
 
 // How a row of n_blocks blocks of 32 is split: full groups of 16, then a partial group of `partial` lanes
-// (0: none; for Q4_K 8, a single super-block).
+// (0: none; for Q4_K 8, a single super-block). For Q6_K a group is one super-block (8 blocks).
 struct QgemmLayout {
   int64_t groups = 0;     // full groups
   int partial = 0;        // lanes of the final partial group
@@ -72,6 +79,9 @@ struct alignas(64) XGroup {
 // type t (which fixes c's factor; a partial group is zero past its lanes). The rounding is
 // quantize_row_q8x's.
 void qgemm_pack_x(DType t, const float* x, XGroup* groups, int64_t n_blocks);
+
+// The Q6_K layout of qgemm_pack_x (16-element lanes), which it calls for that type.
+void qgemm_pack_x_q6k(const float* x, XGroup* groups, int64_t n_blocks);
 
 // qgemm_pack_x with AVX-512: the same rounding (x * (1 / d) to nearest even), bit for bit.
 void qgemm_pack_x_avx512(DType t, const float* x, XGroup* groups, int64_t n_blocks);

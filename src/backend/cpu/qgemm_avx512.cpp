@@ -28,7 +28,9 @@ constexpr int64_t kPrefetchBytes = 32 << 10;
 
 // Bytes of a packed group of m blocks.
 constexpr int64_t group_bytes(DType t, int m) {
-  return t == DType::Q4_K ? 18 * m + m / 2 : (t == DType::Q8_0 ? 34 : t == DType::Q4_0 ? 18 : 20) * m;
+  return t == DType::Q6_K ? 210
+       : t == DType::Q4_K ? 18 * m + m / 2
+                          : (t == DType::Q8_0 ? 34 : t == DType::Q4_0 ? 18 : 20) * m;
 }
 
 template <DType kT, int R, int T>
@@ -46,9 +48,10 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
   const int64_t n_groups = n_blocks / kQGroup;
   // A row may end in a partial group of fewer lanes, read with masked loads (zero past its lanes).
   constexpr bool kK = kT == DType::Q4_K;
-  const int64_t n_loop = (n_blocks + kQGroup - 1) / kQGroup;
+  constexpr bool k6 = kT == DType::Q6_K;
+  const int64_t n_loop = k6 ? n_blocks / 8 : (n_blocks + kQGroup - 1) / kQGroup;
   for (int64_t g = 0; g < n_loop; ++g) {
-    const int m = g == n_groups ? static_cast<int>(n_blocks - n_groups * kQGroup) : kQGroup;
+    const int m = !k6 && g == n_groups ? static_cast<int>(n_blocks - n_groups * kQGroup) : kQGroup;
     const __mmask16 mask = static_cast<__mmask16>(m == kQGroup ? 0xFFFF : (1u << m) - 1u);
     // ia gathers the group's integer dots. A single token (decode) would leave only R dependency chains of
     // vpdpbusd, so it also uses ib (odd steps, or the high nibbles); integer sums are exact, so splitting
@@ -60,7 +63,36 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) ia[r][t] = _mm512_setzero_si512();
     }
-    if constexpr (kT == DType::Q8_0) {
+    if constexpr (k6) {
+      const __m512i m2 = _mm512_set1_epi8(0x03);
+      __m512i u[R][4];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const __m512i a = _mm512_loadu_si512(wp[r]), b = _mm512_loadu_si512(wp[r] + 64);
+        const __m512i h = _mm512_loadu_si512(wp[r] + 128);
+        if (T == 1)
+          for (int64_t o = 0; o < 256; o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(wp[r] + kPrefetchBytes + o), _MM_HINT_T0);
+        u[r][0] = _mm512_or_si512(_mm512_and_si512(a, m4), _mm512_slli_epi16(_mm512_and_si512(h, m2), 4));
+        u[r][1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4),
+                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2), m2), 4));
+        u[r][2] = _mm512_or_si512(_mm512_and_si512(b, m4),
+                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 4), m2), 4));
+        u[r][3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(b, 4), m4),
+                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 6), m2), 4));
+      }
+#pragma GCC unroll 8
+      for (int s = 0; s < 4; ++s)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          const __m512i xs = _mm512_loadu_si512(x[t * x_stride + g].q + s * 64);
+#pragma GCC unroll 8
+          for (int r = 0; r < R; ++r) {
+            if (T == 1 && (s & 1)) ib[r] = _mm512_dpbusd_epi32(ib[r], u[r][s], xs);
+            else ia[r][t] = _mm512_dpbusd_epi32(ia[r][t], u[r][s], xs);
+          }
+        }
+    } else if constexpr (kT == DType::Q8_0) {
 #pragma GCC unroll 8
       for (int s = 0; s < 8; ++s) {
         __m512i u[R];
@@ -110,6 +142,13 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
     __m512 dw[R], mw[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
+      if constexpr (k6) {  // d * sc per lane, exact in fp32 (an f16 times an int8)
+        uint16_t h;
+        __builtin_memcpy(&h, wp[r] + 208, 2);
+        const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp[r] + 192))));
+        dw[r] = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(h)), sc);
+        continue;
+      }
       if constexpr (kK) {
         // d, dmin per super-block (lanes 0..7 and 8..15), then 6-bit scales and mins per lane: the products
         // d * sc and dmin * m are exact in fp32, as in the dequantization.
@@ -220,6 +259,7 @@ TERN_AVX512 void pack_x_groups(const float* x, XGroup* groups, int64_t n_groups,
 }  // namespace
 
 void qgemm_pack_x_avx512(DType t, const float* x, XGroup* groups, int64_t n_blocks) {
+  if (t == DType::Q6_K) return qgemm_pack_x_q6k(x, groups, n_blocks);
   const QgemmLayout lay = qgemm_layout(t, n_blocks);
   const float kc = t == DType::Q8_0 ? -128.0f : t == DType::Q4_0 ? -8.0f : 1.0f;
   pack_x_groups(x, groups, lay.x_groups(), n_blocks, kc);
@@ -231,7 +271,8 @@ void qgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, 
     case DType::Q8_0: gemm<DType::Q8_0>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
     case DType::Q4_0: gemm<DType::Q4_0>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
     case DType::Q4_1: gemm<DType::Q4_1>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
-    default: gemm<DType::Q4_K>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
+    case DType::Q4_K: gemm<DType::Q4_K>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
+    default: gemm<DType::Q6_K>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
   }
 }
 

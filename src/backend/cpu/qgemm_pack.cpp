@@ -20,6 +20,11 @@ size_t codes_offset(DType t) { return t == DType::Q4_1 ? 4 : 2; }
 
 QgemmLayout qgemm_layout(DType t, int64_t n_blocks) {
   QgemmLayout l;
+  if (t == DType::Q6_K) {  // one super-block (8 blocks of 32) per group
+    l.groups = n_blocks / 8;
+    l.row_bytes = l.groups * 210;
+    return l;
+  }
   l.groups = n_blocks / kQGroup;
   l.partial = static_cast<int>(n_blocks - l.groups * kQGroup);  // Q4_K: 0 or 8 (super-blocks of 256)
   auto bytes = [&](int m) -> int64_t {
@@ -86,6 +91,29 @@ uint8_t* pack_group(DType t, const uint8_t* blk, size_t bb, size_t qoff, int m, 
   return out;
 }
 
+// Q6_K: the 6-bit code (0..63) of element i of a super-block, as the ggml layout stores it.
+int q6k_code(const BlockQ6_K& b, int i) {
+  const int h = i / 128, r = i % 128, part = r / 32, l = r % 32;
+  const uint8_t* ql = b.ql + 64 * h;
+  const uint8_t qh = b.qh[32 * h + l];
+  const int lo = part == 0 ? (ql[l] & 0xF) : part == 1 ? (ql[l + 32] & 0xF) : part == 2 ? (ql[l] >> 4) : (ql[l + 32] >> 4);
+  return lo | (((qh >> (2 * part)) & 3) << 4);
+}
+
+uint8_t* pack_q6_k_group(const BlockQ6_K& b, uint8_t* out) {
+  for (int k = 0; k < 16; ++k)
+    for (int j = 0; j < 4; ++j) {
+      int u[4];
+      for (int s = 0; s < 4; ++s) u[s] = q6k_code(b, 16 * k + 4 * s + j);
+      out[k * 4 + j] = static_cast<uint8_t>((u[0] & 0xF) | ((u[1] & 0xF) << 4));
+      out[64 + k * 4 + j] = static_cast<uint8_t>((u[2] & 0xF) | ((u[3] & 0xF) << 4));
+      out[128 + k * 4 + j] = static_cast<uint8_t>((u[0] >> 4) | ((u[1] >> 4) << 2) | ((u[2] >> 4) << 4) | ((u[3] >> 4) << 6));
+    }
+  std::memcpy(out + 192, b.scales, 16);
+  std::memcpy(out + 208, &b.d, 2);
+  return out + 210;
+}
+
 }  // namespace
 
 void qgemm_pack_weights(DType t, const void* src, uint8_t* dst, int64_t n_rows, int64_t n_blocks) {
@@ -96,7 +124,9 @@ void qgemm_pack_weights(DType t, const void* src, uint8_t* dst, int64_t n_rows, 
     uint8_t* out = dst + r * lay.row_bytes;
     for (int64_t g = 0; g < lay.x_groups(); ++g) {
       const int m = g < lay.groups ? kQGroup : lay.partial;
-      if (t == DType::Q4_K) {
+      if (t == DType::Q6_K) {
+        out = pack_q6_k_group(reinterpret_cast<const BlockQ6_K*>(in)[g], out);
+      } else if (t == DType::Q4_K) {
         out = pack_q4_k_group(in, 2 * g, m, out);
       } else {
         const size_t bb = block_bytes_of(t);
@@ -106,7 +136,26 @@ void qgemm_pack_weights(DType t, const void* src, uint8_t* dst, int64_t n_rows, 
   }
 }
 
+void qgemm_pack_x_q6k(const float* x, XGroup* groups, int64_t n_blocks) {
+  BlockQ8X b[8];
+  for (int64_t g = 0; g < n_blocks / 8; ++g) {
+    quantize_row_q8x(x + g * 256, b, 256);
+    XGroup& o = groups[g];
+    std::memset(&o, 0, sizeof(o));
+    for (int k = 0; k < 16; ++k) {
+      const BlockQ8X& blk = b[k / 2];
+      const int8_t* q = blk.qs + 16 * (k % 2);
+      int sum = 0;
+      for (int e = 0; e < 16; ++e) sum += q[e];
+      for (int s = 0; s < 4; ++s) std::memcpy(o.q + s * 64 + k * 4, q + 4 * s, 4);
+      o.d[k] = blk.d;
+      o.c[k] = -32.0f * (blk.d * static_cast<float>(sum));
+    }
+  }
+}
+
 void qgemm_pack_x(DType t, const float* x, XGroup* groups, int64_t n_blocks) {
+  if (t == DType::Q6_K) return qgemm_pack_x_q6k(x, groups, n_blocks);
   const QgemmLayout lay = qgemm_layout(t, n_blocks);
   const float kc = t == DType::Q8_0 ? -128.0f : t == DType::Q4_0 ? -8.0f : 1.0f;
   BlockQ8X b[kQGroup];
