@@ -301,7 +301,7 @@ TEST(CpuBackend, AttentionGqaPagedEveryCacheType) {
     for (DType t : {DType::F32, DType::F16, DType::Q8_0})
       for (int n_tokens : {1, 7, 33, 70})
         for (int pos0 : {0, 11, 130}) {
-          // head_dim 40 takes the masked generic path of the AVX-512 attention, 64 and 128 its unrolled forms.
+          // head_dim 40 takes attention.cpp's own loop, 64 and 128 the fused AVX-512 kernel (where there is one).
           const int n_heads = 6, n_kv = 2, hd = t == DType::Q8_0 ? 64 : (n_tokens == 33 ? 128 : 40);
           const int n_pos = pos0 + n_tokens;
           std::vector<float> q = random_floats(rng, static_cast<size_t>(n_tokens * n_heads * hd));

@@ -60,6 +60,7 @@ void Attention::run(const float* q, const KvView& kv, int n_tokens, int pos0, in
     grow(s.o, static_cast<size_t>(kQueryBlock * group) * hd);
   }
   const Kernels& kern = k_;
+  const bool fused = kern.attend != nullptr && head_dim % 16 == 0 && head_dim <= 256;
   // Items run latest query block first: those read the most keys, so the cheap ones fill in at the end.
   pool_.parallel_for(static_cast<int64_t>(n_qblocks) * n_kv_heads, [&](int64_t i0, int64_t i1, int tid) {
     Scratch& s = scratch_[static_cast<size_t>(tid)];
@@ -106,7 +107,7 @@ void Attention::run(const float* q, const KvView& kv, int n_tokens, int pos0, in
           for (int hh = 0; hh < group; ++hh) {
             const int r = (t - t0) * group + hh;
             const float* qh = q + (static_cast<int64_t>(t) * n_heads + g * group + hh) * head_dim;
-            if (kern.attend) {
+            if (fused) {
               kern.attend(qh, krow, vrow, visible, head_dim, scale, &s.m[r], &s.l[r], s.o.data() + r * hd);
               continue;
             }

@@ -40,8 +40,8 @@ struct Kernels {
   void (*axpy)(float a, const float* x, float* y, int64_t n);
   // One query row against n keys of an attention tile, with the online softmax's running max *m, sum *l
   // and output o (hd values): s_j = (q . k_j) * scale, m' = max(*m, s_j), o <- o e^(*m - m') +
-  // sum_j e^(s_j - m') v_j, likewise *l. Null where an ISA has no fused form (attention.cpp then does the
-  // same with dot_f32 and axpy); the AVX-512 one needs hd % 16 == 0.
+  // sum_j e^(s_j - m') v_j, likewise *l, for n <= 64 keys and hd a multiple of 16 up to 256. Null where an
+  // ISA has no fused form; attention.cpp does the same with dot_f32 and axpy then and for other widths.
   void (*attend)(const float* q, const float* const* k, const float* const* v, int n, int hd, float scale,
                  float* m, float* l, float* o);
 };

@@ -1,14 +1,7 @@
 // The float GEMM's AVX-512 micro-kernel (see fgemm.h).
-#include <immintrin.h>
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "backend/cpu/avx512.h"
 
 #include "backend/cpu/fgemm.h"
-
-#define TERN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 
 namespace tern::cpu {
 
@@ -17,10 +10,6 @@ namespace {
 constexpr int kRows = 4;            // R: weight rows per tile
 constexpr int kTokens = 6;          // T: tokens per tile
 constexpr int64_t kChunk = 512;     // elements of the reduction per pass (a multiple of 16)
-
-TERN_AVX512 inline __mmask16 tail_mask(int64_t left) {
-  return static_cast<__mmask16>(left >= 16 ? 0xFFFF : (1u << left) - 1u);
-}
 
 // 16 weights from element i of a row, as fp32 (masked lanes 0).
 template <DType kT>

@@ -2,32 +2,20 @@
 // tails; integer dots use VNNI's vpdpbusd (unsigned x signed bytes, four products summed straight into an
 // int32 lane, so no int16 intermediate that could saturate). Signed Q8_0 weights use the sign trick: |w| as
 // the unsigned operand and x carrying w's sign as the signed one, so |w| * sign(w) * x = w * x.
-#include <immintrin.h>
+#include "backend/cpu/avx512.h"
 
+#include <array>
 #include <cmath>
-
-// GCC 12's avx512fintrin.h builds "undefined" vectors by self-initialisation (__m512 __Y = __Y;), which
-// -Wuninitialized reports at every inlined use (GCC bug 105593, fixed in GCC 13). The warning is about the
-// header's idiom, not this file's code.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include <utility>
 
 #include "backend/cpu/cpu_kernels.h"
 #include "core/quant.h"
-
-#define TERN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 namespace tern::cpu {
 
 namespace {
 
 TERN_AVX512 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-TERN_AVX512 inline __mmask16 tail_mask(int64_t left) {
-  return static_cast<__mmask16>(left >= 16 ? 0xFFFF : (1u << left) - 1u);
-}
 
 TERN_AVX512 float dot_f32(const float* w, const float* x, int64_t n) {
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
@@ -226,39 +214,17 @@ TERN_AVX512 void attend_n(const float* q, const float* const* k, const float* co
   *l = lsum;
 }
 
+// head_dim = 16 * (index + 1), up to 256; attention.cpp calls attend only for those widths.
+using AttendFn = void (*)(const float*, const float* const*, const float* const*, int, float, float*, float*, float*);
+template <int... I>
+constexpr std::array<AttendFn, sizeof...(I)> attend_table(std::integer_sequence<int, I...>) {
+  return {&attend_n<I + 1>...};
+}
+constexpr auto kAttend = attend_table(std::make_integer_sequence<int, 16>{});
+
 TERN_AVX512 void attend(const float* q, const float* const* k, const float* const* v, int n, int hd, float scale,
                         float* m, float* l, float* o) {
-  switch (hd) {
-    case 32: attend_n<2>(q, k, v, n, scale, m, l, o); return;
-    case 48: attend_n<3>(q, k, v, n, scale, m, l, o); return;
-    case 64: attend_n<4>(q, k, v, n, scale, m, l, o); return;
-    case 80: attend_n<5>(q, k, v, n, scale, m, l, o); return;
-    case 96: attend_n<6>(q, k, v, n, scale, m, l, o); return;
-    case 128: attend_n<8>(q, k, v, n, scale, m, l, o); return;
-    case 256: attend_n<16>(q, k, v, n, scale, m, l, o); return;
-    default: break;
-  }
-  // Other widths: the same steps with masked tails.
-  float s[64];
-  float mx = -INFINITY;
-  for (int j = 0; j < n; ++j) {
-    s[j] = dot_f32(q, k[j], hd) * scale;
-    mx = s[j] > mx ? s[j] : mx;
-  }
-  const float m_new = *m > mx ? *m : mx;
-  float lsum = *l;
-  if (*m != -INFINITY && m_new != *m) {
-    const float corr = std::exp(*m - m_new);
-    lsum *= corr;
-    for (int d = 0; d < hd; ++d) o[d] *= corr;
-  }
-  for (int j = 0; j < n; ++j) {
-    const float p = std::exp(s[j] - m_new);
-    lsum += p;
-    axpy(p, v[j], o, hd);
-  }
-  *m = m_new;
-  *l = lsum;
+  kAttend[static_cast<size_t>(hd / 16 - 1)](q, k, v, n, scale, m, l, o);
 }
 
 constexpr Kernels kAvx512 = {dot_f32,  dot_f16,    dot_bf16,   dot_q8_0, dot_q4_0,

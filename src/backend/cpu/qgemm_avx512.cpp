@@ -2,16 +2,9 @@
 // tokens: per group, each row's codes are loaded (and for Q4 split into nibbles) once and used against T
 // tokens, each token's codes once against R rows; R * T int32 accumulators gather the group's eight steps,
 // then each becomes floats and meets the block scales in two FMAs.
-#include <immintrin.h>
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "backend/cpu/avx512.h"
 
 #include "backend/cpu/qgemm.h"
-
-#define TERN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 namespace tern::cpu {
 
