@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "backend/cpu/cpu_backend.h"
 #include "test_util.h"
 
 using namespace tern_test;
@@ -86,6 +87,31 @@ TEST(BenchCli, BadInput) {
   expect_one_line_error(run_tern({"bench", "-m", model, "--backend", "tpu"}), {"unknown backend 'tpu'"});
   expect_one_line_error(run_tern({"bench", "-m", model, "--hw-file", temp_dir() + "/no_such_probe.json"}),
                         {"--hw-file"});
+  expect_one_line_error(run_tern({"bench", "-m", model, "--chunk", "0"}), {"--chunk", "0"});
+  expect_one_line_error(run_tern({"bench", "-m", model, "--kv-type", "q4"}), {"--kv-type", "q4", "q8_0"});
+  // stories260K's heads are 8 wide: a q8_0 cache (blocks of 32 per head) cannot hold them.
+  expect_one_line_error(run_tern({"bench", "-m", model, "--kv-type", "q8_0"}), {"q8_0", "head_dim", "f16"});
+}
+
+// Quantized weights are repacked for the cpu backend's GEMM at load, and bench reports how long and how big;
+// --chunk splits the prefill without changing what is measured.
+TEST(BenchCli, ReportsRepackingAndTakesChunk) {
+  TERN_REQUIRE_SHARED(model, "models/stories260K/stories260K.gguf");
+  const std::string q8 = temp_dir() + "/stories260K_q8_0.gguf";
+  ASSERT_EQ(run_tern({"quantize", model, q8, "Q8_0"}).exit_code, 0);
+  const CmdResult r = run_tern({"bench", "-m", q8, "-p", "16", "-n", "4", "-r", "1", "--chunk", "5", "--kv-type",
+                                "f16", "--json", "--no-roofline"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GE(j.at("prepare_seconds").get<double>(), 0);
+  EXPECT_LE(j.at("prepare_seconds").get<double>(), j.at("load_seconds").get<double>());
+  if (tern::cpu_supports_isa(tern::CpuIsa::Avx512)) {
+    // Every Q8_0 matrix but the embedding table, at its own size (the packed layout keeps a row's bytes).
+    EXPECT_GT(j.at("prepare_bytes").get<int64_t>(), 0);
+    EXPECT_LT(j.at("prepare_bytes").get<int64_t>(), j.at("weight_bytes").get<int64_t>());
+  } else {
+    EXPECT_EQ(j.at("prepare_bytes").get<int64_t>(), 0) << "no packed GEMM without AVX-512 VNNI";
+  }
 }
 
 TEST(SynthCli, BadInput) {
