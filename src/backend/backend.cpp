@@ -19,6 +19,46 @@ Result<void*> Backend::alloc(size_t bytes) {
 
 void Backend::dealloc(void* p) { std::free(p); }
 
+void Backend::attn_input(const AttnInput& a, const float* x, int n_tokens, const int* pos, float* xb, float* q,
+                         float* k, float* v) {
+  rmsnorm(x, *a.norm, a.eps, n_tokens, xb);
+  matmul(*a.wq, xb, n_tokens, q);
+  matmul(*a.wk, xb, n_tokens, k);
+  matmul(*a.wv, xb, n_tokens, v);
+  if (a.bq) {
+    add_bias(q, *a.bq, n_tokens);
+    add_bias(k, *a.bk, n_tokens);
+    add_bias(v, *a.bv, n_tokens);
+  }
+  // rope takes a run of consecutive positions: one call per run (one per sequence of a batch).
+  const int64_t qd = static_cast<int64_t>(a.n_heads) * a.head_dim, kd = static_cast<int64_t>(a.n_kv_heads) * a.head_dim;
+  for (int t0 = 0; t0 < n_tokens;) {
+    int t1 = t0 + 1;
+    while (t1 < n_tokens && pos[t1] == pos[t1 - 1] + 1) ++t1;
+    rope(q + t0 * qd, t1 - t0, a.n_heads, a.head_dim, pos[t0], a.freqs, a.style);
+    rope(k + t0 * kd, t1 - t0, a.n_kv_heads, a.head_dim, pos[t0], a.freqs, a.style);
+    t0 = t1;
+  }
+}
+
+void Backend::ffn_input(const float* x, const TensorView& norm, float eps, const TensorView& w_gate,
+                        const TensorView& w_up, const TensorView* b_gate, const TensorView* b_up, int n_tokens,
+                        float* xb, float* h, float* h2) {
+  rmsnorm(x, norm, eps, n_tokens, xb);
+  matmul(w_gate, xb, n_tokens, h);
+  matmul(w_up, xb, n_tokens, h2);
+  if (b_gate) add_bias(h, *b_gate, n_tokens);
+  if (b_up) add_bias(h2, *b_up, n_tokens);
+  swiglu(h, h2, static_cast<int64_t>(n_tokens) * w_gate.rows());
+}
+
+void Backend::matmul_residual(const TensorView& w, const TensorView* b, const float* y, int n_tokens, float* x,
+                              float* tmp) {
+  matmul(w, y, n_tokens, tmp);
+  if (b) add_bias(tmp, *b, n_tokens);
+  add(x, tmp, static_cast<int64_t>(n_tokens) * w.rows());
+}
+
 Result<std::unique_ptr<Backend>> make_backend(const std::string& name, int n_threads) {
   if (name == "cpu") return make_cpu_backend(n_threads);
   if (name == "reference") return make_reference_backend();

@@ -127,6 +127,38 @@ class Backend {
 
   // x[t] <- x[t] + b for each of n_tokens rows of width b.numel() (projection biases; b of any float type).
   virtual void add_bias(float* x, const TensorView& b, int n_tokens) = 0;
+
+  // --- Fused ops -------------------------------------------------------------------------------------------
+  // Each is the composition of the ops above that its comment writes out, and that is what the default
+  // does. A backend overrides one to save passes over memory and hand-offs between threads (the cpu
+  // backend does, with results bit-identical to its own unfused ops); the model calls only these for the
+  // layers' work.
+
+  // The attention block's input for n_tokens rows of the residual stream x (n_tokens, dim):
+  //   xb = rmsnorm(x) * norm;  q = xb Wq^T (+ bq);  k = xb Wk^T (+ bk);  v = xb Wv^T (+ bv)
+  //   then q and k rotated (rope), token t at position pos[t] (host memory).
+  struct AttnInput {
+    const TensorView* norm = nullptr;
+    float eps = 0;
+    const TensorView *wq = nullptr, *wk = nullptr, *wv = nullptr;
+    const TensorView *bq = nullptr, *bk = nullptr, *bv = nullptr;  // all three or none
+    int n_heads = 0, n_kv_heads = 0, head_dim = 0;
+    const float* freqs = nullptr;  // rope_frequencies(), backend memory
+    RopeStyle style = RopeStyle::Adjacent;
+  };
+  virtual void attn_input(const AttnInput& a, const float* x, int n_tokens, const int* pos, float* xb, float* q,
+                          float* k, float* v);
+
+  // The feed-forward block's input: xb = rmsnorm(x) * norm; h = silu(xb Wgate^T (+ b_gate)) * (xb Wup^T
+  // (+ b_up)), h of shape (n_tokens, w_gate.rows()). h2 is scratch of h's size.
+  virtual void ffn_input(const float* x, const TensorView& norm, float eps, const TensorView& w_gate,
+                         const TensorView& w_up, const TensorView* b_gate, const TensorView* b_up, int n_tokens,
+                         float* xb, float* h, float* h2);
+
+  // A projection added to the residual stream: x += y W^T (+ b), x of shape (n_tokens, w.rows()). tmp is
+  // scratch of x's size.
+  virtual void matmul_residual(const TensorView& w, const TensorView* b, const float* y, int n_tokens, float* x,
+                               float* tmp);
 };
 
 // A buffer of backend memory, freed with its backend's dealloc (move-only). The backend must outlive it.

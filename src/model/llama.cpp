@@ -63,6 +63,7 @@ Status validate_llama_weights(const ModelConfig& c, const WeightStore& w, const 
 LlamaModel::LlamaModel(const ModelConfig& c, Backend& b, int n_ctx, int max_batch, KvCache cache)
     : c_(c), be_(b), n_ctx_(n_ctx), max_batch_(max_batch), cache_(std::move(cache)) {
   tok_.resize(static_cast<size_t>(max_batch));
+  pos_.resize(static_cast<size_t>(max_batch));
   seq_tables_.resize(static_cast<size_t>(max_batch));
 }
 
@@ -193,7 +194,7 @@ Status LlamaModel::forward_batch(const SeqChunk* seqs, int n_seqs) {
 }
 
 Status LlamaModel::forward_chunks(const SeqChunk* seqs, int n_seqs, bool all_logits, float* all_out) {
-  const int D = c_.dim, KV = c_.kv_dim(), H = c_.hidden_dim, Q = c_.q_dim();
+  const int D = c_.dim, KV = c_.kv_dim(), Q = c_.q_dim();
   const bool host = be_.host_memory();
   int n = 0;  // all tokens of the call, sequence after sequence
   int staged = 0;  // table entries staged for upload (backends whose memory is not the host's)
@@ -217,46 +218,31 @@ Status LlamaModel::forward_chunks(const SeqChunk* seqs, int n_seqs, bool all_log
   const float* freqs = rope_freqs_.f32();
   be_.embedding(*tok_embd_, tok_.data(), n, x);
 
+  for (int i = 0, row = 0; i < n_seqs; row += seqs[i].n, ++i)
+    for (int t = 0; t < seqs[i].n; ++t) pos_[static_cast<size_t>(row + t)] = seqs[i].pos + t;
+  Backend::AttnInput ai;
+  ai.eps = c_.norm_eps;
+  ai.n_heads = c_.n_heads, ai.n_kv_heads = c_.n_kv_heads, ai.head_dim = c_.head_dim;
+  ai.freqs = freqs;
+  ai.style = c_.rope_style;
   for (int l = 0; l < c_.n_layers; ++l) {
     const LayerWeights& w = layers_[l];
-    // Attention block.
-    be_.rmsnorm(x, *w.attn_norm, c_.norm_eps, n, xb);
-    be_.matmul(*w.wq, xb, n, q);  // (n, n_heads, head_dim)
-    be_.matmul(*w.wk, xb, n, k);  // (n, n_kv_heads, head_dim)
-    be_.matmul(*w.wv, xb, n, v);
-    if (w.bq) {
-      be_.add_bias(q, *w.bq, n);
-      be_.add_bias(k, *w.bk, n);
-      be_.add_bias(v, *w.bv, n);
-    }
-    // Positions differ per sequence: rotate, store and attend sequence by sequence.
+    // Attention block: x += Wo attn(rope(Wq norm(x)), rope(Wk norm(x)), Wv norm(x)).
+    ai.norm = w.attn_norm, ai.wq = w.wq, ai.wk = w.wk, ai.wv = w.wv, ai.bq = w.bq, ai.bk = w.bk, ai.bv = w.bv;
+    be_.attn_input(ai, x, n, pos_.data(), xb, q, k, v);
+    // Each sequence stores into and attends over its own blocks.
     for (int i = 0, row = 0; i < n_seqs; row += seqs[i].n, ++i) {
       const SeqChunk& s = seqs[i];
-      float* qs = q + static_cast<size_t>(row) * Q;
-      float* ks = k + static_cast<size_t>(row) * KV;
-      float* vs = v + static_cast<size_t>(row) * KV;
-      be_.rope(qs, s.n, c_.n_heads, c_.head_dim, s.pos, freqs, c_.rope_style);
-      be_.rope(ks, s.n, c_.n_kv_heads, c_.head_dim, s.pos, freqs, c_.rope_style);
       const KvView kv = cache_.view(l, seq_tables_[i]);
-      be_.kv_store(kv, s.pos, s.n, ks, vs);
-      be_.attention(qs, kv, s.n, s.pos, c_.n_heads, c_.n_kv_heads, c_.head_dim, att + static_cast<size_t>(row) * Q);
+      be_.kv_store(kv, s.pos, s.n, k + static_cast<size_t>(row) * KV, v + static_cast<size_t>(row) * KV);
+      be_.attention(q + static_cast<size_t>(row) * Q, kv, s.n, s.pos, c_.n_heads, c_.n_kv_heads, c_.head_dim,
+                    att + static_cast<size_t>(row) * Q);
     }
-    be_.matmul(*w.wo, att, n, xb);  // (n, D)
-    if (w.bo) be_.add_bias(xb, *w.bo, n);
-    be_.add(x, xb, static_cast<int64_t>(n) * D);
+    be_.matmul_residual(*w.wo, w.bo, att, n, x, xb);
 
-    // Feed-forward block (SwiGLU).
-    be_.rmsnorm(x, *w.ffn_norm, c_.norm_eps, n, xb);
-    be_.matmul(*w.w_gate, xb, n, hb);  // (n, H)
-    be_.matmul(*w.w_up, xb, n, hb2);   // (n, H)
-    if (w.b_gate) {
-      be_.add_bias(hb, *w.b_gate, n);
-      be_.add_bias(hb2, *w.b_up, n);
-    }
-    be_.swiglu(hb, hb2, static_cast<int64_t>(n) * H);
-    be_.matmul(*w.w_down, hb, n, xb);  // (n, D)
-    if (w.b_down) be_.add_bias(xb, *w.b_down, n);
-    be_.add(x, xb, static_cast<int64_t>(n) * D);
+    // Feed-forward block (SwiGLU): x += Wdown (silu(Wgate norm(x)) * Wup norm(x)).
+    be_.ffn_input(x, *w.ffn_norm, c_.norm_eps, *w.w_gate, *w.w_up, w.b_gate, w.b_up, n, xb, hb, hb2);
+    be_.matmul_residual(*w.w_down, w.b_down, hb, n, x, xb);
   }
 
   // Only the rows whose logits are wanted go through the final norm and the classifier.

@@ -91,6 +91,7 @@ class LlamaModel {
   int max_table_ = 0;                       // entries of one sequence's table: ceil(n_ctx / block_size)
   std::vector<float> last_;                 // host backends: the logits of several rows
   std::vector<int> tok_;
+  std::vector<int> pos_;  // position of each token of a call (host memory, for Backend::attn_input)
 };
 
 }  // namespace tern

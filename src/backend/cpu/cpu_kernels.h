@@ -44,7 +44,13 @@ struct Kernels {
   // ISA has no fused form; attention.cpp does the same with dot_f32 and axpy then and for other widths.
   void (*attend)(const float* q, const float* const* k, const float* const* v, int n, int hd, float scale,
                  float* m, float* l, float* o);
+  // gate[i] <- gate[i] / (1 + e^-gate[i]) * up[i] over n values (SiLU times up; the AVX-512 form with its
+  // own exp, within a few ulp of the scalar one).
+  void (*silu_mul)(float* gate, const float* up, int64_t n);
 };
+
+// The scalar SiLU-times-up, the reference backend's formula (the scalar and AVX2 tables use it).
+void silu_mul_scalar(float* gate, const float* up, int64_t n);
 
 const Kernels& scalar_kernels();
 const Kernels& avx2_kernels();    // requires avx2, fma, f16c

@@ -19,9 +19,10 @@ inline bool fgemm_supports(DType t) { return t == DType::F32 || t == DType::F16 
 int64_t fgemm_scratch_floats(int64_t max_rows);
 
 // out[t * out_stride + r] for rows [0, n_rows) of w (row stride row_bytes, n_in elements of type t) and
-// tokens [0, n_tokens) of x (row stride n_in). `scratch` holds fgemm_scratch_floats(n_rows) floats, 64-byte
+// tokens [0, n_tokens) of x (row stride n_in); with `accumulate`, each result is added to what out holds
+// (out + v, the residual connection). `scratch` holds fgemm_scratch_floats(n_rows) floats, 64-byte
 // aligned. Requires AVX-512F.
 void fgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const float* x,
-                  int n_tokens, float* out, int64_t out_stride, float* scratch);
+                  int n_tokens, float* out, int64_t out_stride, float* scratch, bool accumulate = false);
 
 }  // namespace tern::cpu

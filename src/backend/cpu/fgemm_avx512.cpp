@@ -66,7 +66,7 @@ TERN_AVX512 void tile_t(int T, const uint8_t* w, int64_t row_bytes, const float*
 
 template <DType kT>
 TERN_AVX512 void gemm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const float* x,
-                      int n_tokens, float* out, int64_t out_stride, float* scratch) {
+                      int n_tokens, float* out, int64_t out_stride, float* scratch, bool accumulate) {
   __m512* park = reinterpret_cast<__m512*>(scratch);  // (n_rows, kTokens) accumulators of the token tile
   for (int t0 = 0; t0 < n_tokens; t0 += kTokens) {
     const int T = n_tokens - t0 < kTokens ? n_tokens - t0 : kTokens;
@@ -89,7 +89,11 @@ TERN_AVX512 void gemm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64
     // park holds, per row tile of R rows, R x T vectors in (r, t) order: row r's vector for token t sits at
     // park[r * T + t] for every tile shape used above.
     for (int64_t r = 0; r < n_rows; ++r)
-      for (int t = 0; t < T; ++t) out[(t0 + t) * out_stride + r] = _mm512_reduce_add_ps(park[r * T + t]);
+      for (int t = 0; t < T; ++t) {
+        float& o = out[(t0 + t) * out_stride + r];
+        const float v = _mm512_reduce_add_ps(park[r * T + t]);
+        o = accumulate ? o + v : v;
+      }
   }
 }
 
@@ -98,11 +102,11 @@ TERN_AVX512 void gemm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64
 int64_t fgemm_scratch_floats(int64_t max_rows) { return max_rows * kTokens * 16; }
 
 void fgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const float* x,
-                  int n_tokens, float* out, int64_t out_stride, float* scratch) {
+                  int n_tokens, float* out, int64_t out_stride, float* scratch, bool accumulate) {
   switch (t) {
-    case DType::F32: gemm<DType::F32>(w, row_bytes, n_rows, n_in, x, n_tokens, out, out_stride, scratch); break;
-    case DType::F16: gemm<DType::F16>(w, row_bytes, n_rows, n_in, x, n_tokens, out, out_stride, scratch); break;
-    default: gemm<DType::BF16>(w, row_bytes, n_rows, n_in, x, n_tokens, out, out_stride, scratch); break;
+    case DType::F32: gemm<DType::F32>(w, row_bytes, n_rows, n_in, x, n_tokens, out, out_stride, scratch, accumulate); break;
+    case DType::F16: gemm<DType::F16>(w, row_bytes, n_rows, n_in, x, n_tokens, out, out_stride, scratch, accumulate); break;
+    default: gemm<DType::BF16>(w, row_bytes, n_rows, n_in, x, n_tokens, out, out_stride, scratch, accumulate); break;
   }
 }
 

@@ -143,8 +143,8 @@ TERN_AVX2 void axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-constexpr Kernels kAvx2 = {dot_f32,  dot_f16,    dot_bf16,   dot_q8_0, dot_q4_0,
-                           dot_q4_1, f16_to_f32, f32_to_f16, axpy,     nullptr};
+constexpr Kernels kAvx2 = {dot_f32,    dot_f16,    dot_bf16, dot_q8_0, dot_q4_0,        dot_q4_1,
+                           f16_to_f32, f32_to_f16, axpy,     nullptr,  silu_mul_scalar};
 
 }  // namespace
 

@@ -97,11 +97,18 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-constexpr Kernels kScalar = {dot_f32,  dot_f16,    dot_bf16,   dot_q8_0, dot_q4_0,
-                             dot_q4_1, f16_to_f32, f32_to_f16, axpy,     nullptr};
+constexpr Kernels kScalar = {dot_f32,  dot_f16,    dot_bf16, dot_q8_0, dot_q4_0,        dot_q4_1,
+                             f16_to_f32, f32_to_f16, axpy,   nullptr,  silu_mul_scalar};
 
 }  // namespace
 
 const Kernels& scalar_kernels() { return kScalar; }
+
+void silu_mul_scalar(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
 
 }  // namespace tern::cpu

@@ -87,8 +87,9 @@ void qgemm_pack_x_q6k(const float* x, XGroup* groups, int64_t n_blocks);
 void qgemm_pack_x_avx512(DType t, const float* x, XGroup* groups, int64_t n_blocks);
 
 // out[t * out_stride + r] for rows [0, n_rows) of the packed weights (row stride row_bytes) and tokens
-// [0, n_tokens) of the packed activations (x_stride groups apart). Requires AVX-512 VNNI.
+// [0, n_tokens) of the packed activations (x_stride groups apart); with `accumulate`, each result is added
+// to what out holds (out + v, the residual connection). Requires AVX-512 VNNI.
 void qgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_blocks, const XGroup* x,
-                  int64_t x_stride, int n_tokens, float* out, int64_t out_stride);
+                  int64_t x_stride, int n_tokens, float* out, int64_t out_stride, bool accumulate = false);
 
 }  // namespace tern::cpu

@@ -28,7 +28,7 @@ constexpr int64_t group_bytes(DType t, int m) {
 
 template <DType kT, int R, int T>
 TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, const XGroup* x, int64_t x_stride,
-                      float* out, int64_t out_stride) {
+                      float* out, int64_t out_stride, bool accumulate) {
   __m512 acc[R][T];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -185,27 +185,29 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t)
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) out[t * out_stride + r] = _mm512_reduce_add_ps(acc[r][t]);
+    for (int r = 0; r < R; ++r) {
+      const float v = _mm512_reduce_add_ps(acc[r][t]);
+      out[t * out_stride + r] = accumulate ? out[t * out_stride + r] + v : v;
+    }
 }
 
 template <DType kT, int R>
 TERN_AVX512 void tile_rows(int T, const uint8_t* w, int64_t row_bytes, int64_t n_blocks, const XGroup* x,
-                           int64_t x_stride,
-                           float* out, int64_t out_stride) {
+                           int64_t x_stride, float* out, int64_t out_stride, bool accumulate) {
   switch (T) {
-    case 1: tile<kT, R, 1>(w, row_bytes, n_blocks, x, x_stride, out, out_stride); break;
-    case 2: tile<kT, R, 2>(w, row_bytes, n_blocks, x, x_stride, out, out_stride); break;
-    case 3: tile<kT, R, 3>(w, row_bytes, n_blocks, x, x_stride, out, out_stride); break;
-    case 4: tile<kT, R, 4>(w, row_bytes, n_blocks, x, x_stride, out, out_stride); break;
-    case 5: tile<kT, R, 5>(w, row_bytes, n_blocks, x, x_stride, out, out_stride); break;
-    case 6: tile<kT, R, 6>(w, row_bytes, n_blocks, x, x_stride, out, out_stride); break;
+    case 1: tile<kT, R, 1>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate); break;
+    case 2: tile<kT, R, 2>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate); break;
+    case 3: tile<kT, R, 3>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate); break;
+    case 4: tile<kT, R, 4>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate); break;
+    case 5: tile<kT, R, 5>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate); break;
+    case 6: tile<kT, R, 6>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate); break;
     default: break;
   }
 }
 
 template <DType kT>
 TERN_AVX512 void gemm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_blocks, const XGroup* x,
-                      int64_t x_stride, int n_tokens, float* out, int64_t out_stride) {
+                      int64_t x_stride, int n_tokens, float* out, int64_t out_stride, bool accumulate) {
   static_assert(kTokens == 6 && kRows == 2);
   // Token tiles outside, row tiles inside: a tile's activations stay in L1 while the rows (a block of at
   // most a few dozen, chosen by the caller) pass under them.
@@ -216,10 +218,11 @@ TERN_AVX512 void gemm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64
     int64_t r0 = 0;
     if (T == 1)
       for (; r0 + kRowsDecode <= n_rows; r0 += kRowsDecode)
-        tile<kT, kRowsDecode, 1>(w + r0 * row_bytes, row_bytes, n_blocks, xt, x_stride, ot + r0, out_stride);
+        tile<kT, kRowsDecode, 1>(w + r0 * row_bytes, row_bytes, n_blocks, xt, x_stride, ot + r0, out_stride,
+                                 accumulate);
     for (; r0 + kRows <= n_rows; r0 += kRows)
-      tile_rows<kT, kRows>(T, w + r0 * row_bytes, row_bytes, n_blocks, xt, x_stride, ot + r0, out_stride);
-    if (r0 < n_rows) tile_rows<kT, 1>(T, w + r0 * row_bytes, row_bytes, n_blocks, xt, x_stride, ot + r0, out_stride);
+      tile_rows<kT, kRows>(T, w + r0 * row_bytes, row_bytes, n_blocks, xt, x_stride, ot + r0, out_stride, accumulate);
+    if (r0 < n_rows) tile_rows<kT, 1>(T, w + r0 * row_bytes, row_bytes, n_blocks, xt, x_stride, ot + r0, out_stride, accumulate);
   }
 }
 
@@ -259,13 +262,13 @@ void qgemm_pack_x_avx512(DType t, const float* x, XGroup* groups, int64_t n_bloc
 }
 
 void qgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_blocks, const XGroup* x,
-                  int64_t x_stride, int n_tokens, float* out, int64_t out_stride) {
+                  int64_t x_stride, int n_tokens, float* out, int64_t out_stride, bool accumulate) {
   switch (t) {
-    case DType::Q8_0: gemm<DType::Q8_0>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
-    case DType::Q4_0: gemm<DType::Q4_0>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
-    case DType::Q4_1: gemm<DType::Q4_1>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
-    case DType::Q4_K: gemm<DType::Q4_K>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
-    default: gemm<DType::Q6_K>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride); break;
+    case DType::Q8_0: gemm<DType::Q8_0>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride, accumulate); break;
+    case DType::Q4_0: gemm<DType::Q4_0>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride, accumulate); break;
+    case DType::Q4_1: gemm<DType::Q4_1>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride, accumulate); break;
+    case DType::Q4_K: gemm<DType::Q4_K>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride, accumulate); break;
+    default: gemm<DType::Q6_K>(w, row_bytes, n_rows, n_blocks, x, x_stride, n_tokens, out, out_stride, accumulate); break;
   }
 }
 
