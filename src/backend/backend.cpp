@@ -41,6 +41,16 @@ void Backend::attn_input(const AttnInput& a, const float* x, int n_tokens, const
   }
 }
 
+void Backend::attention_batch(const AttnSeq* seqs, int n_seqs, const float* q, const float* k, const float* v,
+                              int n_heads, int n_kv_heads, int head_dim, float* out) {
+  const int64_t qd = static_cast<int64_t>(n_heads) * head_dim, kd = static_cast<int64_t>(n_kv_heads) * head_dim;
+  for (int i = 0; i < n_seqs; ++i) {
+    const AttnSeq& s = seqs[i];
+    kv_store(s.kv, s.pos0, s.n_tokens, k + s.row * kd, v + s.row * kd);
+    attention(q + s.row * qd, s.kv, s.n_tokens, s.pos0, n_heads, n_kv_heads, head_dim, out + s.row * qd);
+  }
+}
+
 void Backend::ffn_input(const float* x, const TensorView& norm, float eps, const TensorView& w_gate,
                         const TensorView& w_up, const TensorView* b_gate, const TensorView* b_up, int n_tokens,
                         float* xb, float* h, float* h2) {

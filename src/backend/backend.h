@@ -149,6 +149,17 @@ class Backend {
   virtual void attn_input(const AttnInput& a, const float* x, int n_tokens, const int* pos, float* xb, float* q,
                           float* k, float* v);
 
+  // The attention of several sequences of one batch. Sequence i's n_tokens tokens are rows row .. row +
+  // n_tokens - 1 of q, k, v and out (rows of the call, as attn_input wrote them) at positions pos0 ..:
+  // their keys and values are stored into its cache view (kv_store), then its queries attend over it
+  // (attention).
+  struct AttnSeq {
+    KvView kv;
+    int n_tokens = 0, pos0 = 0, row = 0;
+  };
+  virtual void attention_batch(const AttnSeq* seqs, int n_seqs, const float* q, const float* k, const float* v,
+                               int n_heads, int n_kv_heads, int head_dim, float* out);
+
   // The feed-forward block's input: xb = rmsnorm(x) * norm; h = silu(xb Wgate^T (+ b_gate)) * (xb Wup^T
   // (+ b_up)), h of shape (n_tokens, w_gate.rows()). h2 is scratch of h's size.
   virtual void ffn_input(const float* x, const TensorView& norm, float eps, const TensorView& w_gate,

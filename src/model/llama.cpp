@@ -64,6 +64,7 @@ LlamaModel::LlamaModel(const ModelConfig& c, Backend& b, int n_ctx, int max_batc
     : c_(c), be_(b), n_ctx_(n_ctx), max_batch_(max_batch), cache_(std::move(cache)) {
   tok_.resize(static_cast<size_t>(max_batch));
   pos_.resize(static_cast<size_t>(max_batch));
+  attn_seqs_.resize(static_cast<size_t>(max_batch));
   seq_tables_.resize(static_cast<size_t>(max_batch));
 }
 
@@ -194,7 +195,7 @@ Status LlamaModel::forward_batch(const SeqChunk* seqs, int n_seqs) {
 }
 
 Status LlamaModel::forward_chunks(const SeqChunk* seqs, int n_seqs, bool all_logits, float* all_out) {
-  const int D = c_.dim, KV = c_.kv_dim(), Q = c_.q_dim();
+  const int D = c_.dim;
   const bool host = be_.host_memory();
   int n = 0;  // all tokens of the call, sequence after sequence
   int staged = 0;  // table entries staged for upload (backends whose memory is not the host's)
@@ -218,8 +219,11 @@ Status LlamaModel::forward_chunks(const SeqChunk* seqs, int n_seqs, bool all_log
   const float* freqs = rope_freqs_.f32();
   be_.embedding(*tok_embd_, tok_.data(), n, x);
 
-  for (int i = 0, row = 0; i < n_seqs; row += seqs[i].n, ++i)
+  for (int i = 0, row = 0; i < n_seqs; row += seqs[i].n, ++i) {
     for (int t = 0; t < seqs[i].n; ++t) pos_[static_cast<size_t>(row + t)] = seqs[i].pos + t;
+    Backend::AttnSeq& a = attn_seqs_[static_cast<size_t>(i)];
+    a.n_tokens = seqs[i].n, a.pos0 = seqs[i].pos, a.row = row;
+  }
   Backend::AttnInput ai;
   ai.eps = c_.norm_eps;
   ai.n_heads = c_.n_heads, ai.n_kv_heads = c_.n_kv_heads, ai.head_dim = c_.head_dim;
@@ -231,13 +235,8 @@ Status LlamaModel::forward_chunks(const SeqChunk* seqs, int n_seqs, bool all_log
     ai.norm = w.attn_norm, ai.wq = w.wq, ai.wk = w.wk, ai.wv = w.wv, ai.bq = w.bq, ai.bk = w.bk, ai.bv = w.bv;
     be_.attn_input(ai, x, n, pos_.data(), xb, q, k, v);
     // Each sequence stores into and attends over its own blocks.
-    for (int i = 0, row = 0; i < n_seqs; row += seqs[i].n, ++i) {
-      const SeqChunk& s = seqs[i];
-      const KvView kv = cache_.view(l, seq_tables_[i]);
-      be_.kv_store(kv, s.pos, s.n, k + static_cast<size_t>(row) * KV, v + static_cast<size_t>(row) * KV);
-      be_.attention(q + static_cast<size_t>(row) * Q, kv, s.n, s.pos, c_.n_heads, c_.n_kv_heads, c_.head_dim,
-                    att + static_cast<size_t>(row) * Q);
-    }
+    for (int i = 0; i < n_seqs; ++i) attn_seqs_[static_cast<size_t>(i)].kv = cache_.view(l, seq_tables_[i]);
+    be_.attention_batch(attn_seqs_.data(), n_seqs, q, k, v, c_.n_heads, c_.n_kv_heads, c_.head_dim, att);
     be_.matmul_residual(*w.wo, w.bo, att, n, x, xb);
 
     // Feed-forward block (SwiGLU): x += Wdown (silu(Wgate norm(x)) * Wup norm(x)).

@@ -92,6 +92,7 @@ class LlamaModel {
   std::vector<float> last_;                 // host backends: the logits of several rows
   std::vector<int> tok_;
   std::vector<int> pos_;  // position of each token of a call (host memory, for Backend::attn_input)
+  std::vector<Backend::AttnSeq> attn_seqs_;  // per sequence of a call: its rows, positions and cache view
 };
 
 }  // namespace tern

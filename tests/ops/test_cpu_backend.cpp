@@ -192,26 +192,6 @@ TEST(CpuBackend, RopeBothStylesIsExact) {
 
 // A paged cache of one layer: blocks of 5 positions in reverse order, so that a position's block and row
 // both matter.
-struct PagedKv {
-  std::vector<uint8_t> k, v;
-  std::vector<int32_t> table;
-  KvView view;
-  PagedKv(DType t, int64_t kv_dim, int n_pos) {
-    const int block = 5, n_blocks = (n_pos + block - 1) / block + 2;
-    for (int b = 0; b < n_blocks; ++b) table.push_back(n_blocks - 1 - b);  // last block first
-    view.dtype = t;
-    view.row_elems = kv_dim;
-    view.row_bytes = static_cast<int64_t>(row_bytes(t, kv_dim));
-    view.block_size = block;
-    view.block_bytes = view.row_bytes * block;
-    k.assign(static_cast<size_t>(view.block_bytes * n_blocks), 0);
-    v.assign(k.size(), 0);
-    view.k = k.data();
-    view.v = v.data();
-    view.blocks = table.data();
-  }
-};
-
 TEST(CpuBackend, KvStoreMatchesReferenceBitForBit) {
   Rng rng(15);
   for (CpuIsa isa : isas())

@@ -132,4 +132,57 @@ TEST(CpuFused, MatmulResidualIsTheUnfusedOpsBitForBit) {
         }
 }
 
+// Three sequences (a prefill chunk, a decode token, a short chunk at an offset) with their own paged caches:
+// the one-job batch against each sequence's kv_store and attention on its own.
+TEST(CpuFused, AttentionBatchIsTheUnfusedOpsBitForBit) {
+  const int n_heads = 6, n_kv = 2, hd = 64;
+  const int64_t kd = n_kv * hd, qd = n_heads * hd;
+  struct Seq {
+    int n, pos0;
+  };
+  const std::vector<Seq> seqs = {{37, 0}, {1, 90}, {5, 20}};
+  const int n = 43;
+  Rng rng(6);
+  for (CpuIsa isa : isas())
+    for (DType t : {DType::F32, DType::F16, DType::Q8_0}) {
+      SCOPED_TRACE(testing::Message() << cpu_isa_name(isa) << " " << dtype_name(t));
+      const std::vector<float> q = random_floats(rng, static_cast<size_t>(n * qd));
+      const std::vector<float> k = random_floats(rng, static_cast<size_t>(n * kd));
+      const std::vector<float> v = random_floats(rng, static_cast<size_t>(n * kd));
+      auto cpu = make_cpu_backend_isa(2, isa);
+      // Each sequence's cache holds its earlier positions already (random, stored by the reference), twice:
+      // one copy for each way of running.
+      std::vector<PagedKv> a, b;
+      std::vector<Backend::AttnSeq> sa, sb;
+      a.reserve(seqs.size()), b.reserve(seqs.size());  // views point into the caches: no reallocation
+      for (size_t i = 0, row = 0; i < seqs.size(); row += static_cast<size_t>(seqs[i].n), ++i) {
+        const int n_pos = seqs[i].pos0 + seqs[i].n;
+        a.emplace_back(t, kd, n_pos);
+        b.emplace_back(t, kd, n_pos);
+        if (seqs[i].pos0 > 0) {
+          const std::vector<float> pk = random_floats(rng, static_cast<size_t>(seqs[i].pos0 * kd));
+          const std::vector<float> pv = random_floats(rng, static_cast<size_t>(seqs[i].pos0 * kd));
+          make_reference_backend()->kv_store(a.back().view, 0, seqs[i].pos0, pk.data(), pv.data());
+          make_reference_backend()->kv_store(b.back().view, 0, seqs[i].pos0, pk.data(), pv.data());
+        }
+      }
+      for (size_t i = 0, row = 0; i < seqs.size(); row += static_cast<size_t>(seqs[i].n), ++i) {
+        Backend::AttnSeq s;
+        s.n_tokens = seqs[i].n, s.pos0 = seqs[i].pos0, s.row = static_cast<int>(row);
+        s.kv = a[i].view;
+        sa.push_back(s);
+        s.kv = b[i].view;
+        sb.push_back(s);
+      }
+      std::vector<float> out(q.size()), out2(q.size());
+      cpu->attention_batch(sa.data(), 3, q.data(), k.data(), v.data(), n_heads, n_kv, hd, out.data());
+      cpu->Backend::attention_batch(sb.data(), 3, q.data(), k.data(), v.data(), n_heads, n_kv, hd, out2.data());
+      EXPECT_EQ(out, out2);
+      for (size_t i = 0; i < seqs.size(); ++i) {
+        EXPECT_EQ(a[i].k, b[i].k);
+        EXPECT_EQ(a[i].v, b[i].v);
+      }
+    }
+}
+
 }  // namespace

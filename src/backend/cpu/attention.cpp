@@ -47,9 +47,16 @@ void Attention::store(const KvView& kv, int pos0, int n_tokens, const float* k, 
 
 void Attention::run(const float* q, const KvView& kv, int n_tokens, int pos0, int n_heads, int n_kv_heads,
                     int head_dim, float* out) {
+  Backend::AttnSeq s;
+  s.kv = kv;
+  s.n_tokens = n_tokens;
+  s.pos0 = pos0;
+  run_batch(&s, 1, q, n_heads, n_kv_heads, head_dim, out);
+}
+
+void Attention::run_batch(const Backend::AttnSeq* seqs, int n_seqs, const float* q, int n_heads, int n_kv_heads,
+                          int head_dim, float* out) {
   const int group = n_heads / n_kv_heads;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-  const int n_qblocks = (n_tokens + kQueryBlock - 1) / kQueryBlock;
   const size_t hd = static_cast<size_t>(head_dim);
   for (Scratch& s : scratch_) {
     grow(s.k, kKeyTile * hd);
@@ -59,92 +66,110 @@ void Attention::run(const float* q, const KvView& kv, int n_tokens, int pos0, in
     grow(s.l, static_cast<size_t>(kQueryBlock * group));
     grow(s.o, static_cast<size_t>(kQueryBlock * group) * hd);
   }
-  const Kernels& kern = k_;
-  const bool fused = kern.attend != nullptr && head_dim % 16 == 0 && head_dim <= 256;
-  // Items run latest query block first: those read the most keys, so the cheap ones fill in at the end.
-  pool_.parallel_for(static_cast<int64_t>(n_qblocks) * n_kv_heads, [&](int64_t i0, int64_t i1, int tid) {
-    Scratch& s = scratch_[static_cast<size_t>(tid)];
-    for (int64_t item = i0; item < i1; ++item) {
-      const int qb = n_qblocks - 1 - static_cast<int>(item / n_kv_heads);
-      const int g = static_cast<int>(item % n_kv_heads);
-      const int t0 = qb * kQueryBlock, t1 = std::min(n_tokens, t0 + kQueryBlock);
-      const int rows = (t1 - t0) * group;
-      std::fill(s.m.begin(), s.m.begin() + rows, -INFINITY);
-      std::fill(s.l.begin(), s.l.begin() + rows, 0.0f);
-      std::fill(s.o.begin(), s.o.begin() + rows * static_cast<int64_t>(hd), 0.0f);
-      const size_t head_off = row_bytes(kv.dtype, static_cast<int64_t>(g) * head_dim);
-      const int n_keys = pos0 + t1;  // keys 0 .. pos0 + t1 - 1 are visible to some query of the block
-      for (int kb = 0; kb < n_keys; kb += kKeyTile) {
-        const int ke = std::min(n_keys, kb + kKeyTile);
-        // The tile's rows of kv head g as fp32: read in place for an F32 cache, converted once otherwise.
-        const float* krow[kKeyTile];
-        const float* vrow[kKeyTile];
-        for (int j = kb; j < ke; ++j) {
-          const uint8_t* kp = kv.k_row(j) + head_off;
-          const uint8_t* vp = kv.v_row(j) + head_off;
-          float* kd = s.k.data() + (j - kb) * hd;
-          float* vd = s.v.data() + (j - kb) * hd;
-          switch (kv.dtype) {
-            case DType::F32:
-              krow[j - kb] = reinterpret_cast<const float*>(kp);
-              vrow[j - kb] = reinterpret_cast<const float*>(vp);
-              continue;
-            case DType::F16:
-              kern.f16_to_f32(reinterpret_cast<const uint16_t*>(kp), kd, head_dim);
-              kern.f16_to_f32(reinterpret_cast<const uint16_t*>(vp), vd, head_dim);
-              break;
-            default:
-              dequantize_row(kv.dtype, kp, kd, head_dim);
-              dequantize_row(kv.dtype, vp, vd, head_dim);
-              break;
-          }
-          krow[j - kb] = kd;
-          vrow[j - kb] = vd;
-        }
-        for (int t = t0; t < t1; ++t) {
-          const int visible = std::min(ke, pos0 + t + 1) - kb;  // causal limit of this token inside the tile
-          if (visible <= 0) continue;
-          for (int hh = 0; hh < group; ++hh) {
-            const int r = (t - t0) * group + hh;
-            const float* qh = q + (static_cast<int64_t>(t) * n_heads + g * group + hh) * head_dim;
-            if (fused) {
-              kern.attend(qh, krow, vrow, visible, head_dim, scale, &s.m[r], &s.l[r], s.o.data() + r * hd);
-              continue;
-            }
-            float mx = -INFINITY;
-            for (int j = 0; j < visible; ++j) {
-              s.scores[j] = kern.dot_f32(qh, krow[j], head_dim) * scale;
-              mx = std::max(mx, s.scores[j]);
-            }
-            float* o = s.o.data() + r * hd;
-            const float m_new = std::max(s.m[r], mx);
-            if (s.m[r] != -INFINITY && m_new != s.m[r]) {
-              // Rescale what was accumulated under the old maximum.
-              const float corr = std::exp(s.m[r] - m_new);
-              s.l[r] *= corr;
-              for (size_t d = 0; d < hd; ++d) o[d] *= corr;
-            }
-            s.m[r] = m_new;
-            float sum = 0.0f;
-            for (int j = 0; j < visible; ++j) {
-              const float p = std::exp(s.scores[j] - m_new);
-              sum += p;
-              kern.axpy(p, vrow[j], o, head_dim);
-            }
-            s.l[r] += sum;
-          }
-        }
-      }
-      for (int t = t0; t < t1; ++t)
-        for (int hh = 0; hh < group; ++hh) {
-          const int r = (t - t0) * group + hh;
-          const float inv = 1.0f / s.l[r];
-          const float* o = s.o.data() + r * hd;
-          float* dst = out + (static_cast<int64_t>(t) * n_heads + g * group + hh) * head_dim;
-          for (size_t d = 0; d < hd; ++d) dst[d] = o[d] * inv;
-        }
+  items_.clear();
+  for (int i = 0; i < n_seqs; ++i)
+    for (int qb = 0; qb * kQueryBlock < seqs[i].n_tokens; ++qb)
+      for (int g = 0; g < n_kv_heads; ++g)
+        items_.push_back({i, qb, g, seqs[i].pos0 + std::min(seqs[i].n_tokens, (qb + 1) * kQueryBlock)});
+  // The items that read the most keys run first, so the cheap ones fill in at the end.
+  std::stable_sort(items_.begin(), items_.end(), [](const Item& a, const Item& b) { return a.n_keys > b.n_keys; });
+  pool_.parallel_for(static_cast<int64_t>(items_.size()), [&](int64_t i0, int64_t i1, int tid) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const Item& it = items_[static_cast<size_t>(i)];
+      run_item(it, seqs[it.seq], q, n_heads, n_kv_heads, head_dim, out, scratch_[static_cast<size_t>(tid)]);
     }
   });
+}
+
+// Query block it.qblock of sequence s against kv head it.kv_head: tiles of keys, each converted to fp32 once
+// and used for every query of the block and of the group.
+void Attention::run_item(const Item& it, const Backend::AttnSeq& sq, const float* q, int n_heads, int n_kv_heads,
+                         int head_dim, float* out, Scratch& s) const {
+  const Kernels& kern = k_;
+  const KvView& kv = sq.kv;
+  const int group = n_heads / n_kv_heads, g = it.kv_head, pos0 = sq.pos0;
+  const size_t hd = static_cast<size_t>(head_dim);
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const bool fused = kern.attend != nullptr && head_dim % 16 == 0 && head_dim <= 256;
+  // Rows of this sequence's tokens in q and out.
+  q += static_cast<int64_t>(sq.row) * n_heads * head_dim;
+  out += static_cast<int64_t>(sq.row) * n_heads * head_dim;
+  const int t0 = it.qblock * kQueryBlock, t1 = std::min(sq.n_tokens, t0 + kQueryBlock);
+  const int rows = (t1 - t0) * group;
+  std::fill(s.m.begin(), s.m.begin() + rows, -INFINITY);
+  std::fill(s.l.begin(), s.l.begin() + rows, 0.0f);
+  std::fill(s.o.begin(), s.o.begin() + rows * static_cast<int64_t>(hd), 0.0f);
+  const size_t head_off = row_bytes(kv.dtype, static_cast<int64_t>(g) * head_dim);
+  const int n_keys = it.n_keys;  // keys 0 .. pos0 + t1 - 1 are visible to some query of the block
+  for (int kb = 0; kb < n_keys; kb += kKeyTile) {
+    const int ke = std::min(n_keys, kb + kKeyTile);
+    // The tile's rows of kv head g as fp32: read in place for an F32 cache, converted once otherwise.
+    const float* krow[kKeyTile];
+    const float* vrow[kKeyTile];
+    for (int j = kb; j < ke; ++j) {
+      const uint8_t* kp = kv.k_row(j) + head_off;
+      const uint8_t* vp = kv.v_row(j) + head_off;
+      float* kd = s.k.data() + (j - kb) * hd;
+      float* vd = s.v.data() + (j - kb) * hd;
+      switch (kv.dtype) {
+        case DType::F32:
+          krow[j - kb] = reinterpret_cast<const float*>(kp);
+          vrow[j - kb] = reinterpret_cast<const float*>(vp);
+          continue;
+        case DType::F16:
+          kern.f16_to_f32(reinterpret_cast<const uint16_t*>(kp), kd, head_dim);
+          kern.f16_to_f32(reinterpret_cast<const uint16_t*>(vp), vd, head_dim);
+          break;
+        default:
+          dequantize_row(kv.dtype, kp, kd, head_dim);
+          dequantize_row(kv.dtype, vp, vd, head_dim);
+          break;
+      }
+      krow[j - kb] = kd;
+      vrow[j - kb] = vd;
+    }
+    for (int t = t0; t < t1; ++t) {
+      const int visible = std::min(ke, pos0 + t + 1) - kb;  // causal limit of this token inside the tile
+      if (visible <= 0) continue;
+      for (int hh = 0; hh < group; ++hh) {
+        const int r = (t - t0) * group + hh;
+        const float* qh = q + (static_cast<int64_t>(t) * n_heads + g * group + hh) * head_dim;
+        if (fused) {
+          kern.attend(qh, krow, vrow, visible, head_dim, scale, &s.m[r], &s.l[r], s.o.data() + r * hd);
+          continue;
+        }
+        float mx = -INFINITY;
+        for (int j = 0; j < visible; ++j) {
+          s.scores[j] = kern.dot_f32(qh, krow[j], head_dim) * scale;
+          mx = std::max(mx, s.scores[j]);
+        }
+        float* o = s.o.data() + r * hd;
+        const float m_new = std::max(s.m[r], mx);
+        if (s.m[r] != -INFINITY && m_new != s.m[r]) {
+          // Rescale what was accumulated under the old maximum.
+          const float corr = std::exp(s.m[r] - m_new);
+          s.l[r] *= corr;
+          for (size_t d = 0; d < hd; ++d) o[d] *= corr;
+        }
+        s.m[r] = m_new;
+        float sum = 0.0f;
+        for (int j = 0; j < visible; ++j) {
+          const float p = std::exp(s.scores[j] - m_new);
+          sum += p;
+          kern.axpy(p, vrow[j], o, head_dim);
+        }
+        s.l[r] += sum;
+      }
+    }
+  }
+  for (int t = t0; t < t1; ++t)
+    for (int hh = 0; hh < group; ++hh) {
+      const int r = (t - t0) * group + hh;
+      const float inv = 1.0f / s.l[r];
+      const float* o = s.o.data() + r * hd;
+      float* dst = out + (static_cast<int64_t>(t) * n_heads + g * group + hh) * head_dim;
+      for (size_t d = 0; d < hd; ++d) dst[d] = o[d] * inv;
+    }
 }
 
 }  // namespace tern::cpu

@@ -20,6 +20,9 @@ class Attention {
   void store(const KvView& kv, int pos0, int n_tokens, const float* k, const float* v);
   void run(const float* q, const KvView& kv, int n_tokens, int pos0, int n_heads, int n_kv_heads, int head_dim,
            float* out);
+  // Several sequences' attention as one job: the items of all of them, the longest first.
+  void run_batch(const Backend::AttnSeq* seqs, int n_seqs, const float* q, int n_heads, int n_kv_heads,
+                 int head_dim, float* out);
 
   static constexpr int kQueryBlock = 16;  // query tokens per work item
   static constexpr int kKeyTile = 64;     // keys per tile
@@ -30,9 +33,16 @@ class Attention {
     std::vector<float> scores;   // one query's scores over a tile
     std::vector<float> m, l, o;  // running max, sum and output of each query row of the item
   };
+  struct Item {
+    int seq, qblock, kv_head, n_keys;
+  };
+  void run_item(const Item& it, const Backend::AttnSeq& s, const float* q, int n_heads, int n_kv_heads,
+                int head_dim, float* out, Scratch& sc) const;
+
   ThreadPool& pool_;
   const Kernels& k_;
   std::vector<Scratch> scratch_;  // per thread
+  std::vector<Item> items_;       // the work items of a call
 };
 
 }  // namespace tern::cpu

@@ -72,6 +72,8 @@ class CpuBackend final : public Backend {
   void add(float* x, const float* y, int64_t n) override;
   void add_bias(float* x, const TensorView& b, int n_tokens) override;
 
+  void attention_batch(const AttnSeq* seqs, int n_seqs, const float* q, const float* k, const float* v, int n_heads,
+                       int n_kv_heads, int head_dim, float* out) override;
   void attn_input(const AttnInput& a, const float* x, int n_tokens, const int* pos, float* xb, float* q, float* k,
                   float* v) override;
   void ffn_input(const float* x, const TensorView& norm, float eps, const TensorView& w_gate, const TensorView& w_up,

@@ -28,7 +28,7 @@ constexpr int64_t group_bytes(DType t, int m) {
 
 template <DType kT, int R, int T>
 TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, const XGroup* x, int64_t x_stride,
-                      float* out, int64_t out_stride, bool accumulate) {
+                      float* out, int64_t out_stride, bool accumulate, bool prefetch) {
   __m512 acc[R][T];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -63,7 +63,7 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
       for (int r = 0; r < R; ++r) {
         const __m512i a = _mm512_loadu_si512(wp[r]), b = _mm512_loadu_si512(wp[r] + 64);
         const __m512i h = _mm512_loadu_si512(wp[r] + 128);
-        if (T == 1)
+        if (prefetch)
           for (int64_t o = 0; o < 256; o += 64)
             _mm_prefetch(reinterpret_cast<const char*>(wp[r] + kPrefetchBytes + o), _MM_HINT_T0);
         u[r][0] = _mm512_or_si512(_mm512_and_si512(a, m4), _mm512_slli_epi16(_mm512_and_si512(h, m2), 4));
@@ -92,7 +92,7 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
           u[r] = _mm512_maskz_loadu_epi32(mask, wp[r] + s * m * 4);
-          if (T == 1) _mm_prefetch(reinterpret_cast<const char*>(wp[r] + s * m * 4 + kPrefetchBytes), _MM_HINT_T0);
+          if (prefetch) _mm_prefetch(reinterpret_cast<const char*>(wp[r] + s * m * 4 + kPrefetchBytes), _MM_HINT_T0);
         }
 #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
@@ -111,7 +111,7 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
           const __m512i v = _mm512_maskz_loadu_epi32(mask, wp[r] + p * m * 4);
-          if (T == 1) _mm_prefetch(reinterpret_cast<const char*>(wp[r] + p * m * 4 + kPrefetchBytes), _MM_HINT_T0);
+          if (prefetch) _mm_prefetch(reinterpret_cast<const char*>(wp[r] + p * m * 4 + kPrefetchBytes), _MM_HINT_T0);
           lo[r] = _mm512_and_si512(v, m4);
           hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         }
@@ -193,14 +193,14 @@ TERN_AVX512 void tile(const uint8_t* w, int64_t row_bytes, int64_t n_blocks, con
 
 template <DType kT, int R>
 TERN_AVX512 void tile_rows(int T, const uint8_t* w, int64_t row_bytes, int64_t n_blocks, const XGroup* x,
-                           int64_t x_stride, float* out, int64_t out_stride, bool accumulate) {
+                           int64_t x_stride, float* out, int64_t out_stride, bool accumulate, bool prefetch) {
   switch (T) {
-    case 1: tile<kT, R, 1>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate); break;
-    case 2: tile<kT, R, 2>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate); break;
-    case 3: tile<kT, R, 3>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate); break;
-    case 4: tile<kT, R, 4>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate); break;
-    case 5: tile<kT, R, 5>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate); break;
-    case 6: tile<kT, R, 6>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate); break;
+    case 1: tile<kT, R, 1>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate, prefetch); break;
+    case 2: tile<kT, R, 2>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate, prefetch); break;
+    case 3: tile<kT, R, 3>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate, prefetch); break;
+    case 4: tile<kT, R, 4>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate, prefetch); break;
+    case 5: tile<kT, R, 5>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate, prefetch); break;
+    case 6: tile<kT, R, 6>(w, row_bytes, n_blocks, x, x_stride, out, out_stride, accumulate, prefetch); break;
     default: break;
   }
 }
@@ -215,14 +215,19 @@ TERN_AVX512 void gemm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64
     const int T = n_tokens - t0 < kTokens ? n_tokens - t0 : kTokens;
     const XGroup* xt = x + t0 * x_stride;
     float* ot = out + t0 * out_stride;
+    // The first token tile reads the rows from memory (the later ones find them in L1): it prefetches
+    // ahead as decode does, which a batch of a few tokens (continuous batching) needs as much as one.
+    const bool first = t0 == 0;
     int64_t r0 = 0;
     if (T == 1)
       for (; r0 + kRowsDecode <= n_rows; r0 += kRowsDecode)
         tile<kT, kRowsDecode, 1>(w + r0 * row_bytes, row_bytes, n_blocks, xt, x_stride, ot + r0, out_stride,
-                                 accumulate);
+                                 accumulate, true);
     for (; r0 + kRows <= n_rows; r0 += kRows)
-      tile_rows<kT, kRows>(T, w + r0 * row_bytes, row_bytes, n_blocks, xt, x_stride, ot + r0, out_stride, accumulate);
-    if (r0 < n_rows) tile_rows<kT, 1>(T, w + r0 * row_bytes, row_bytes, n_blocks, xt, x_stride, ot + r0, out_stride, accumulate);
+      tile_rows<kT, kRows>(T, w + r0 * row_bytes, row_bytes, n_blocks, xt, x_stride, ot + r0, out_stride, accumulate,
+                           first);
+    if (r0 < n_rows) tile_rows<kT, 1>(T, w + r0 * row_bytes, row_bytes, n_blocks, xt, x_stride, ot + r0, out_stride, accumulate,
+                                     first);
   }
 }
 
