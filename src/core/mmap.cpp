@@ -39,6 +39,20 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   return f;
 }
 
+bool MappedFile::contains(const void* p, size_t n) const {
+  const uint8_t* b = static_cast<const uint8_t*>(p);
+  return data_ && b >= data_ && n <= size_ && static_cast<size_t>(b - data_) <= size_ - n;
+}
+
+void MappedFile::release(const void* p, size_t n) const {
+  if (!contains(p, n)) return;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t b = reinterpret_cast<uintptr_t>(p), e = b + n;
+  const uintptr_t b_up = (b + page - 1) / page * page, e_down = e / page * page;
+  // Advice only: where the kernel declines, the pages simply stay resident.
+  if (e_down > b_up) ::madvise(reinterpret_cast<void*>(b_up), e_down - b_up, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }

@@ -21,6 +21,13 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
+  // Whether [p, p + n) lies inside the map.
+  bool contains(const void* p, size_t n) const;
+  // Hands back the pages wholly inside [p, p + n), a range of the map, that this process no longer needs
+  // (madvise MADV_DONTNEED): they stop counting in its resident memory, and being a read-only private
+  // map of the file, a later read finds the file's bytes again (from the page cache or the disk).
+  void release(const void* p, size_t n) const;
+
  private:
   MappedFile() = default;
   const uint8_t* data_ = nullptr;

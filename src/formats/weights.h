@@ -24,6 +24,10 @@ class WeightStore {
     return it == tensors_.end() ? nullptr : &it->second;
   }
   const std::map<std::string, TensorView>& all() const { return tensors_; }
+  // For a backend that has copied a tensor (repacked it for its kernels) and will not read the original:
+  // where the tensor is used in place from a file map, its pages are handed back (MappedFile::release), so
+  // the process does not hold both copies. Tensors in owned buffers are left alone.
+  void release_pages(const TensorView& t) const;
   size_t total_bytes() const;
   int64_t total_params() const;
 

@@ -82,9 +82,10 @@ CpuBackend::CpuBackend(int n_threads, CpuIsa isa)
 
 bool CpuBackend::supports(DType t) const { return dtype_is_supported(t); }
 
-// Repacks every weight the packed integer GEMM will read, at load rather than at its first use. The
-// embedding table is left alone: it is read by rows (and packed at first use only when the classifier
-// shares it).
+// Repacks every weight the packed integer GEMM will read, at load rather than at its first use, and hands
+// the original's pages back to the kernel (WeightStore::release_pages): the backend reads only its copy,
+// so the process's memory holds the weights once. The embedding table is left alone: it is read by rows
+// (and packed at first use only when the classifier shares it).
 Status CpuBackend::prepare(const WeightStore& weights) {
   if (!avx512_) return Status();
   const auto t0 = std::chrono::steady_clock::now();
@@ -92,6 +93,7 @@ Status CpuBackend::prepare(const WeightStore& weights) {
     if (name == "token_embd.weight" || t.shape.size() != 2 || !qgemm_supports(t.dtype)) continue;
     if (t.cols() % (t.dtype == DType::Q4_K || t.dtype == DType::Q6_K ? 256 : 32) != 0) continue;
     packed_weights(t);
+    weights.release_pages(t);
   }
   prep_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return Status();
