@@ -322,14 +322,42 @@ void Engine::emit_token(Slot& s, int token, const float* raw) {
   if (s.cb) s.cb(ev);
 }
 
+void Engine::drop_cancelled_queued() {
+  // Every step, not only when a slot frees: a client that gave up while waiting (a closed connection) hears
+  // back at once and no longer holds a place in the queue.
+  std::vector<Pending> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (it->handle->cancelled()) {
+        dropped.push_back(std::move(*it));
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (dropped.empty()) return;
+    update_stats_locked();
+  }
+  for (Pending& p : dropped) {
+    EngineEvent ev;
+    ev.kind = EngineEvent::Done;
+    ev.finish = FinishReason::Cancelled;
+    ev.prompt_tokens = static_cast<int>(p.req.prompt.size());
+    if (p.cb) p.cb(ev);
+  }
+}
+
 void Engine::loop() {
   const int bs = model_.cache().block_size();
   const int max_batch = model_.max_batch();
   for (;;) {
+    drop_cancelled_queued();
     {
       std::unique_lock<std::mutex> lock(mu_);
       if (stop_) break;
-      // Admit queued requests into free slots, first come first served.
+      // Admit queued requests into free slots, first come first served. One cancelled after the sweep above
+      // is admitted and leaves again before the step, below.
       while (!queue_.empty()) {
         Slot* free_slot = nullptr;
         for (auto& s : slots_)
@@ -338,21 +366,7 @@ void Engine::loop() {
             break;
           }
         if (!free_slot) break;
-        Pending& p = queue_.front();
-        if (p.handle->cancelled()) {
-          EngineCallback cb = std::move(p.cb);
-          const int n_prompt = static_cast<int>(p.req.prompt.size());
-          queue_.pop_front();
-          lock.unlock();
-          EngineEvent ev;
-          ev.kind = EngineEvent::Done;
-          ev.finish = FinishReason::Cancelled;
-          ev.prompt_tokens = n_prompt;
-          if (cb) cb(ev);
-          lock.lock();
-          continue;
-        }
-        if (!admit(p, *free_slot)) break;  // waits for blocks to come back
+        if (!admit(queue_.front(), *free_slot)) break;  // waits for blocks to come back
         queue_.pop_front();
       }
       update_stats_locked();

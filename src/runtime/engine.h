@@ -70,7 +70,8 @@ struct EngineEvent {
 };
 using EngineCallback = std::function<void(const EngineEvent&)>;
 
-// A submitted request: cancel() stops it at the next step (its blocks go back to the pool).
+// A submitted request: cancel() stops it at the engine's next step, running (its blocks go back to the pool)
+// or still queued (it leaves the queue); its callback then gets Done with Cancelled.
 class EngineHandle {
  public:
   void cancel() { cancelled_.store(true); }
@@ -132,6 +133,7 @@ class Engine {
   void loop();
   bool admit(Pending& p, Slot& s);
   void release_slot(Slot& s);
+  void drop_cancelled_queued();
   void finish(Slot& s, FinishReason r, const std::string& error = {});
   void register_prefix_blocks(Slot& s, int filled_positions);
   int evict_cached(int needed);

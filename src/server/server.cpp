@@ -1,13 +1,18 @@
 #include "server/server.h"
 
+#include <dirent.h>
 #include <httplib.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -65,6 +70,56 @@ std::string random_id(const char* prefix) {
   std::snprintf(buf, sizeof buf, "%s-%llx%llx", prefix, static_cast<unsigned long long>(t & 0xffffffffffull),
                 static_cast<unsigned long long>(counter.fetch_add(1)));
   return buf;
+}
+
+// A whole (non-streamed) response is written only after the generation ends, so a client that closes its
+// connection meanwhile would otherwise be noticed only then, max_tokens later, its KV blocks held all along.
+// Newer cpp-httplib releases offer Request::is_connection_closed() for this; the 0.11 this builds against
+// (Debian 12's) has none and does not hand a handler its socket either. A TCP connection is the only socket
+// with its pair of addresses, which the request carries, so the handler finds its descriptor by them (once,
+// among this process's open descriptors) and polls it while it waits. The descriptor stays valid meanwhile:
+// the worker thread that would close it is the one running the handler.
+std::string numeric_host(const sockaddr_storage& a, socklen_t len, int* port) {
+  char host[NI_MAXHOST];
+  char serv[NI_MAXSERV];
+  if (getnameinfo(reinterpret_cast<const sockaddr*>(&a), len, host, sizeof host, serv, sizeof serv,
+                  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    return {};
+  *port = std::atoi(serv);
+  return host;
+}
+
+// The request's connection socket, or -1 when it cannot be found (no /proc): then a vanished client is
+// noticed only when the response fails to send, as before.
+int connection_socket(const httplib::Request& req) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return -1;
+  int found = -1;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    const int fd = std::atoi(e->d_name);
+    sockaddr_storage local{}, peer{};
+    socklen_t local_len = sizeof local, peer_len = sizeof peer;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0)
+      continue;  // not a socket, or not a connected one
+    int local_port = -1, peer_port = -1;
+    if (numeric_host(local, local_len, &local_port) == req.local_addr && local_port == req.local_port &&
+        numeric_host(peer, peer_len, &peer_port) == req.remote_addr && peer_port == req.remote_port) {
+      found = fd;
+      break;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
+// True once the peer has closed or reset the connection. A client that only shuts down its sending side counts
+// as gone too, as it does for later cpp-httplib's is_connection_closed(); bytes it already sent (a pipelined
+// next request) do not make the connection look closed.
+bool peer_closed(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 const char* finish_name(const Generation& g) {
@@ -247,17 +302,29 @@ void HttpServer::handle_generate(const httplib::Request& req, httplib::Response&
   const std::string model = o_.model_id;
 
   if (!p.stream) {
+    // Between events, and at least every 100 ms, the connection is checked: a client that went away cancels
+    // its request (the engine frees its blocks at its next step), and the Done that follows ends the wait.
+    const int sock = connection_socket(req);
+    bool client_gone = false;
     for (;;) {
       std::deque<EngineEvent> evs;
       {
         std::unique_lock<std::mutex> lock(job->mu);
-        job->cv.wait(lock, [&] { return !job->events.empty(); });
+        job->cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return !job->events.empty(); });
         evs.swap(job->events);
       }
       for (const auto& ev : evs) apply(*g, ev, nullptr);
       if (g->streamer.stopped()) job->handle->cancel();
       if (g->finished) break;
+      if (!client_gone && sock >= 0 && peer_closed(sock)) {
+        client_gone = true;
+        job->handle->cancel();
+      }
     }
+    // Nobody is there to read it: the answer is for the metrics, under nginx's 499 "client closed request".
+    if (client_gone)
+      return send_error(res, {499, "the client closed the connection; the request was cancelled", "invalid_request_error", "",
+                              "client_closed_request"}, endpoint);
     if (g->finish == FinishReason::Error) return send_error(res, {500, g->error, "server_error", "", "engine_error"}, endpoint);
     json choice;
     if (ep == Endpoint::Chat) {

@@ -6,7 +6,8 @@
 //
 // HTTP is cpp-httplib, JSON nlohmann-json. Every error is an OpenAI error object. One HTTP worker thread per
 // connection waits on its request's events; the engine thread never blocks on a client, so a slow or vanished
-// reader costs only its own stream (a failed write cancels its generation and frees its KV blocks).
+// reader costs only its own stream (a failed write, or a closed connection under a whole response, cancels its
+// generation and frees its KV blocks).
 #pragma once
 
 #include <cstdint>

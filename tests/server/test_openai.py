@@ -1,13 +1,14 @@
 """`tern serve` driven by the official openai Python package, streamed and whole, plus the raw HTTP cases
-(bad input, oversized bodies, 404, tokenize), batching invariance through the server, vanished clients and
-slow readers, admission control (429), the API key, and graceful SIGTERM. Ends by checking through /metrics
-that no KV block is left in use."""
+(bad input, oversized bodies, 404, tokenize), batching invariance through the server, vanished clients (streamed,
+whole, queued) and slow readers, admission control (429), the API key, and graceful SIGTERM. Ends by checking
+through /metrics that no KV block is left in use."""
 import concurrent.futures as cf
 import http.client
 import json
 import os
 import signal
 import socket
+import struct
 import sys
 import time
 import urllib.error
@@ -177,6 +178,76 @@ def test_vanishing_and_slow_clients(server, client):
     check(m["tern_requests_cancelled_total"] >= 1, f"vanished clients should cancel (some may end at EOS first): {m['tern_requests_cancelled_total']}")
 
 
+def whole_request(server, body):
+    """Sends a non-streamed completion on a bare socket, which the test closes when it likes."""
+    data = json.dumps(body).encode()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
+    return sock
+
+
+def wait_metrics(server, cond, timeout, what):
+    deadline = time.time() + timeout
+    while True:
+        m = server.metrics()
+        if cond(m):
+            return m
+        if time.time() > deadline:
+            raise AssertionError(f"{what} after {timeout} s: {m}")
+        time.sleep(0.02)
+
+
+CLOSED_499 = 'tern_requests_total{endpoint="/v1/completions",code="499"}'
+
+
+def test_whole_request_disconnect(server, client):
+    """A client that closes its connection while its non-streamed request generates cancels it (nothing is
+    written to it before the end, so no failed write reveals it): the blocks come back long before max_tokens.
+    Once with an orderly close (FIN), once with a reset (RST)."""
+    max_tokens = 400  # about 4 s of greedy counting on two cores, far more under the sanitizers
+    for reset in (False, True):
+        before = server.wait_idle()
+        sock = whole_request(server, {"prompt": "1, 2, 3, 4, 5,", "max_tokens": max_tokens, "temperature": 0})
+        wait_metrics(server, lambda m: m["tern_active_sequences"] == 1 and m["tern_kv_blocks_in_use"] > 0, 60,
+                     "the request did not start")
+        time.sleep(0.3)
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        # The counters move just after the engine frees the blocks (the request's callback, then its HTTP
+        # worker), so the wait covers them all.
+        how = "reset" if reset else "close"
+        m = wait_metrics(server, lambda m: m["tern_active_sequences"] == 0 and m["tern_kv_blocks_in_use"] == 0 and
+                         m["tern_requests_cancelled_total"] == before["tern_requests_cancelled_total"] + 1 and
+                         m.get(CLOSED_499, 0) == before.get(CLOSED_499, 0) + 1, 30,
+                         f"{how}: the request was not cancelled, its blocks freed and counted as code 499")
+        generated = m["tern_generated_tokens_total"] - before["tern_generated_tokens_total"]
+        check(generated < max_tokens // 2, f"{how}: {generated:.0f} of {max_tokens} tokens generated before the cancel")
+    r = client.completions.create(model="x", prompt="Hello", max_tokens=8, temperature=0)
+    check(r.choices[0].text and r.choices[0].finish_reason in ("stop", "length"), f"served after disconnects: {r}")
+
+
+def test_queued_disconnect(tern):
+    """A request waiting for the only sequence slot leaves the queue when its client goes, while the running
+    one goes on."""
+    with Server(tern, "--parallel", "1") as s:
+        body = {"prompt": "1, 2, 3, 4, 5,", "max_tokens": 400, "temperature": 0}
+        running = whole_request(s, body)
+        wait_metrics(s, lambda m: m["tern_active_sequences"] == 1, 60, "the first request did not start")
+        queued = whole_request(s, body)
+        wait_metrics(s, lambda m: m["tern_queue_depth"] == 1, 30, "the second request was not queued")
+        queued.close()
+        m = wait_metrics(s, lambda m: m["tern_queue_depth"] == 0 and m["tern_requests_cancelled_total"] == 1, 30,
+                         "the queued request was not cancelled after its client left")
+        check(m["tern_active_sequences"] == 1, f"the running request should go on: {m}")
+        running.close()
+        m = wait_metrics(s, lambda m: m["tern_active_sequences"] == 0 and m["tern_kv_blocks_in_use"] == 0 and
+                         m["tern_requests_cancelled_total"] == 2, 30, "the running request was not cancelled")
+        check(m["tern_generated_tokens_total"] < 400, f"the running request ran to max_tokens: {m}")
+        s.stop()
+
+
 def test_admission(tern):
     with Server(tern, "--parallel", "1", "--queue", "1") as s:
         body = {"prompt": "Once upon a time", "max_tokens": 48, "temperature": 0}
@@ -232,11 +303,13 @@ def main():
         test_raw_http(server)
         test_batching_invariance(server, client, 8 if asan else 16)
         test_vanishing_and_slow_clients(server, client)
+        test_whole_request_disconnect(server, client)
         m = server.wait_idle()
         check(m["tern_kv_blocks_in_use"] == 0, f"KV blocks leaked: {m}")
         check(m["tern_generated_tokens_total"] > 0 and m["tern_prompt_tokens_total"] > 0, "token counters")
         check(m["tern_time_to_first_token_seconds_count"] > 0, "TTFT histogram")
         check(server.stop() == 0, "clean exit")
+    test_queued_disconnect(a.tern)
     test_admission(a.tern)
     test_api_key(a.tern)
     test_sigterm(a.tern)

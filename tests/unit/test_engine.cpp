@@ -1,6 +1,7 @@
 // The batched engine (runtime/engine.h): batching never changes results (16+ concurrent greedy requests of
 // mixed lengths, each token-identical to running it alone through generate()), prompt prefixes are shared
-// through the paged KV cache, cancellation and refusals leave no blocks behind.
+// through the paged KV cache, cancellation and refusals leave no blocks behind, a cancelled queued request
+// ends without waiting for a slot.
 #include <gtest/gtest.h>
 
 #include <condition_variable>
@@ -219,6 +220,70 @@ TEST(Engine, CancelledAndFinishedRequestsLeaveNoBlocks) {
   EXPECT_EQ(s->engine->stats().kv_blocks_in_use, 0);
   s->engine->stop();
   EXPECT_EQ(s->model->cache().n_used(), 0) << "stop() gives the prefix cache's blocks back too";
+}
+
+TEST(Engine, CancellingAQueuedRequestEndsItWhileTheRunningOneGoesOn) {
+  TERN_REQUIRE_SHARED(gguf, "models/stories260K/stories260K.gguf");
+  EngineOptions eo;
+  eo.n_parallel = 1;
+  eo.n_ctx = 256;
+  auto s = stories_engine(gguf, eo);
+  ASSERT_TRUE(s);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool queued_cancelled = false, running_done = false, queued_done = false;
+  int running_tokens = 0, running_tokens_at_queued_done = -1;
+  FinishReason queued_finish = FinishReason::Stop;
+  EngineRequest r;
+  r.prompt = {1, 2, 3};
+  r.max_tokens = 200;
+  r.stop_at_eos = false;
+  SubmitError err;
+  std::string msg;
+  // The running request holds the engine at its first token until the other is cancelled, so that one is
+  // certainly still waiting for the only slot then.
+  auto running = s->engine->submit(
+      r,
+      [&](const EngineEvent& ev) {
+        std::unique_lock<std::mutex> lock(mu);
+        if (ev.kind == EngineEvent::Done) {
+          running_done = true;
+          cv.notify_all();
+        } else if (++running_tokens == 1) {
+          cv.wait(lock, [&] { return queued_cancelled; });
+        }
+      },
+      &err, &msg);
+  ASSERT_TRUE(running) << msg;
+  auto queued = s->engine->submit(
+      r,
+      [&](const EngineEvent& ev) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (ev.kind != EngineEvent::Done) return;
+        queued_done = true;
+        queued_finish = ev.finish;
+        running_tokens_at_queued_done = running_done ? -1 : running_tokens;
+        cv.notify_all();
+      },
+      &err, &msg);
+  ASSERT_TRUE(queued) << msg;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    queued->cancel();
+    queued_cancelled = true;
+  }
+  cv.notify_all();
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return running_done && queued_done; });
+  }
+  EXPECT_EQ(queued_finish, FinishReason::Cancelled);
+  EXPECT_GE(running_tokens_at_queued_done, 0) << "the cancelled request should leave the queue before the slot frees";
+  EXPECT_LT(running_tokens_at_queued_done, r.max_tokens);
+  EXPECT_EQ(running_tokens, r.max_tokens);
+  ASSERT_TRUE(s->engine->wait_idle(std::chrono::seconds(10)));
+  EXPECT_EQ(s->engine->stats().kv_blocks_in_use, 0);
+  EXPECT_EQ(s->engine->stats().queued, 0);
 }
 
 TEST(Engine, RefusesWhenTheQueueIsFullAndBadRequests) {
