@@ -415,6 +415,10 @@ void Engine::loop() {
     }
     if (chunks_.empty()) continue;
 
+    const int n_step_tokens = max_batch - budget;
+    const bool decode_only = n_step_tokens == static_cast<int>(chunks_.size()) &&
+                             std::all_of(chunk_slots_.begin(), chunk_slots_.end(), [](const Slot* s) { return s->next_token >= 0; });
+    const auto step_t0 = std::chrono::steady_clock::now();
     Status st = model_.forward_batch(chunks_.data(), static_cast<int>(chunks_.size()));
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -455,6 +459,13 @@ void Engine::loop() {
       }
       s.next_token = tok;
     }
+    if (decode_only) {
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_t0).count();
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.decode_steps;
+      stats_.decode_step_tokens += static_cast<uint64_t>(n_step_tokens);
+      stats_.decode_step_seconds += dt;
+    }
     (void)bs;
   }
   // Stopping: everything still running or queued ends as cancelled.
@@ -487,6 +498,7 @@ Result<BatchReport> run_batch(Engine& engine, const EngineRequest& base, std::ve
   size_t done = 0;
   const auto t0 = Clock::now();
   std::vector<Clock::time_point> started(items.size());
+  const EngineStats s0 = engine.stats();
   for (size_t i = 0; i < items.size(); ++i) {
     EngineRequest r = base;
     r.prompt = items[i].prompt;
@@ -525,6 +537,12 @@ Result<BatchReport> run_batch(Engine& engine, const EngineRequest& base, std::ve
   }
   BatchReport rep;
   rep.wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  // (The step that finished the last request may not be counted yet: its callbacks run inside it.)
+  const EngineStats s1 = engine.stats();
+  const double dsec = s1.decode_step_seconds - s0.decode_step_seconds;
+  const uint64_t dtok = s1.decode_step_tokens - s0.decode_step_tokens, dsteps = s1.decode_steps - s0.decode_steps;
+  if (dsec > 0) rep.decode_tok_s = static_cast<double>(dtok) / dsec;
+  if (dsteps > 0) rep.decode_mean_batch = static_cast<double>(dtok) / static_cast<double>(dsteps);
   std::vector<double> ttft;
   double tpot_sum = 0.0;
   int tpot_n = 0;

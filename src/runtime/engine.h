@@ -89,6 +89,10 @@ struct EngineStats {
   int kv_blocks_in_use = 0;  // held by sequences (used less those only the prefix cache holds)
   int last_batch_tokens = 0, last_batch_seqs = 0;
   uint64_t steps = 0, prompt_tokens = 0, cached_prompt_tokens = 0, generated_tokens = 0;
+  // Steps that carried decode tokens only (no prompt chunk): how many, their tokens, and their time
+  // (the forward pass and sampling): the engine's aggregate decode rate is tokens / seconds.
+  uint64_t decode_steps = 0, decode_step_tokens = 0;
+  double decode_step_seconds = 0.0;
 };
 
 class Engine {
@@ -178,6 +182,8 @@ struct BatchReport {
   int prompt_tokens = 0, generated_tokens = 0;
   double ttft_mean_s = 0.0, ttft_p50_s = 0.0, ttft_p99_s = 0.0;
   double tpot_mean_s = 0.0;  // time per output token after the first, averaged over requests
+  // The engine's decode-only steps during the run (EngineStats): aggregate decode tok/s and mean batch.
+  double decode_tok_s = 0.0, decode_mean_batch = 0.0;
 };
 
 // Runs every item through the engine at once (queued beyond n_parallel) and waits for all.

@@ -222,6 +222,32 @@ TEST(Engine, CancelledAndFinishedRequestsLeaveNoBlocks) {
   EXPECT_EQ(s->model->cache().n_used(), 0) << "stop() gives the prefix cache's blocks back too";
 }
 
+// run_batch's report: every prompt generates max_tokens, and the decode-only steps (all 4 sequences past
+// their prompts, greedy, no stop) are counted with their mean batch, which cannot exceed n_parallel.
+TEST(Engine, RunBatchReportsTheDecodeStepsRate) {
+  TERN_REQUIRE_SHARED(gguf, "models/stories260K/stories260K.gguf");
+  EngineOptions eo;
+  eo.n_parallel = 4;
+  eo.n_ctx = 128;
+  auto s = stories_engine(gguf, eo);
+  ASSERT_TRUE(s);
+  EngineRequest base;
+  base.max_tokens = 40;
+  base.stop_at_eos = false;
+  base.sampler.temperature = 0.0f;
+  std::vector<BatchItem> items(6);
+  for (size_t i = 0; i < items.size(); ++i) items[i].prompt = {1, 50 + static_cast<int>(i), 60, 70};
+  auto rep = run_batch(*s->engine, base, items);
+  ASSERT_TRUE(rep.ok()) << rep.message();
+  EXPECT_EQ(rep->generated_tokens, 6 * 40);
+  EXPECT_GT(rep->decode_tok_s, 0.0);
+  EXPECT_GE(rep->decode_mean_batch, 1.0);
+  EXPECT_LE(rep->decode_mean_batch, 4.0);
+  // Two waves of requests (4, then 2): most decode steps carry 4 sequences, the second wave's 2.
+  EXPECT_GT(rep->decode_mean_batch, 2.0);
+  s->engine->stop();
+}
+
 TEST(Engine, CancellingAQueuedRequestEndsItWhileTheRunningOneGoesOn) {
   TERN_REQUIRE_SHARED(gguf, "models/stories260K/stories260K.gguf");
   EngineOptions eo;

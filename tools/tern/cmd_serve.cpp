@@ -166,10 +166,11 @@ int cmd_run_batch(const Args& a) {
   const BatchReport& r = *rep;
   std::fprintf(stderr,
                "batch: %zu prompts, %d parallel; prompt tokens: %d, generated tokens: %d in %.2f s\n"
-               "aggregate: %.1f generated tok/s; TTFT mean %.1f ms, p50 %.1f ms, p99 %.1f ms; time per token %.2f ms\n",
+               "aggregate: %.1f generated tok/s; TTFT mean %.1f ms, p50 %.1f ms, p99 %.1f ms; time per token %.2f ms\n"
+               "decode: %.1f tok/s in the steps that only decoded (mean batch %.1f sequences)\n",
                items.size(), eo->n_parallel, r.prompt_tokens, r.generated_tokens, r.wall_s,
                r.wall_s > 0 ? r.generated_tokens / r.wall_s : 0.0, r.ttft_mean_s * 1e3, r.ttft_p50_s * 1e3, r.ttft_p99_s * 1e3,
-               r.tpot_mean_s * 1e3);
+               r.tpot_mean_s * 1e3, r.decode_tok_s, r.decode_mean_batch);
   return 0;
 }
 
