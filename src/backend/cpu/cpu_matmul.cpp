@@ -42,8 +42,8 @@ MatmulPlan CpuBackend::plan_matmul(const TensorView& w, const float* x, int n_to
     // The float GEMM (fgemm.h) in blocks of 16 rows.
     p.fgemm = true;
     p.grain = 16;
-    const int64_t scratch = fgemm_scratch_floats(p.grain);
-    for (auto& f : fscratch_) grow(f, static_cast<size_t>(scratch / 16));
+    const int64_t scratch = fgemm_scratch_floats(p.grain, p.n_in);
+    for (auto& f : fscratch_) grow(f, static_cast<size_t>((scratch + 15) / 16));
   } else if (p.path != Path::Float) {
     for (auto& s : row_scratch_) grow(s, static_cast<size_t>(p.n_in));
   }

@@ -97,12 +97,31 @@ TERN_AVX512 void gemm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64
   }
 }
 
+// The rows of a half-precision block as fp32 (exact conversions), n_in floats apart.
+template <DType kT>
+TERN_AVX512 void widen_rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, float* dst) {
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t i = 0; i < n_in; i += 16) {
+      const __mmask16 m = tail_mask(n_in - i);
+      _mm512_mask_storeu_ps(dst + r * n_in + i, m, load_w<kT>(w + r * row_bytes, i, m));
+    }
+}
+
 }  // namespace
 
-int64_t fgemm_scratch_floats(int64_t max_rows) { return max_rows * kTokens * 16; }
+int64_t fgemm_scratch_floats(int64_t max_rows, int64_t n_in) { return max_rows * kTokens * 16 + max_rows * n_in; }
 
 void fgemm_avx512(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const float* x,
                   int n_tokens, float* out, int64_t out_stride, float* scratch, bool accumulate) {
+  // Several token tiles would convert every weight once per tile: widen the block to fp32 once instead and
+  // run the fp32 kernel over it (the conversions are exact, so every product and sum is the same).
+  if (t != DType::F32 && n_tokens > kTokens) {
+    float* wide = scratch + n_rows * kTokens * 16;
+    if (t == DType::F16) widen_rows<DType::F16>(w, row_bytes, n_rows, n_in, wide);
+    else widen_rows<DType::BF16>(w, row_bytes, n_rows, n_in, wide);
+    return gemm<DType::F32>(reinterpret_cast<const uint8_t*>(wide), n_in * 4, n_rows, n_in, x, n_tokens, out,
+                            out_stride, scratch, accumulate);
+  }
   switch (t) {
     case DType::F32: gemm<DType::F32>(w, row_bytes, n_rows, n_in, x, n_tokens, out, out_stride, scratch, accumulate); break;
     case DType::F16: gemm<DType::F16>(w, row_bytes, n_rows, n_in, x, n_tokens, out, out_stride, scratch, accumulate); break;
