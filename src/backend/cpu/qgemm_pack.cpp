@@ -91,23 +91,33 @@ uint8_t* pack_group(DType t, const uint8_t* blk, size_t bb, size_t qoff, int m, 
   return out;
 }
 
-// Q6_K: the 6-bit code (0..63) of element i of a super-block, as the ggml layout stores it.
-int q6k_code(const BlockQ6_K& b, int i) {
-  const int h = i / 128, r = i % 128, part = r / 32, l = r % 32;
-  const uint8_t* ql = b.ql + 64 * h;
-  const uint8_t qh = b.qh[32 * h + l];
-  const int lo = part == 0 ? (ql[l] & 0xF) : part == 1 ? (ql[l + 32] & 0xF) : part == 2 ? (ql[l] >> 4) : (ql[l + 32] >> 4);
-  return lo | (((qh >> (2 * part)) & 3) << 4);
+// Q6_K: the 6-bit codes (0..63) of a super-block's 256 elements, as the ggml layout stores them: per half h
+// of 128 elements, element 32 * part + l takes its low four bits from ql (bytes l or l + 32, low or high
+// nibble) and its top two from bits 2 * part of qh[l].
+void q6k_codes(const BlockQ6_K& b, uint8_t* u) {
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t* ql = b.ql + 64 * h;
+    const uint8_t* qh = b.qh + 32 * h;
+    uint8_t* o = u + 128 * h;
+    for (int l = 0; l < 32; ++l) {
+      o[l] = static_cast<uint8_t>((ql[l] & 0xF) | ((qh[l] & 3) << 4));
+      o[32 + l] = static_cast<uint8_t>((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+      o[64 + l] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+      o[96 + l] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+    }
+  }
 }
 
 uint8_t* pack_q6_k_group(const BlockQ6_K& b, uint8_t* out) {
+  uint8_t code[256];
+  q6k_codes(b, code);
   for (int k = 0; k < 16; ++k)
     for (int j = 0; j < 4; ++j) {
-      int u[4];
-      for (int s = 0; s < 4; ++s) u[s] = q6k_code(b, 16 * k + 4 * s + j);
-      out[k * 4 + j] = static_cast<uint8_t>((u[0] & 0xF) | ((u[1] & 0xF) << 4));
-      out[64 + k * 4 + j] = static_cast<uint8_t>((u[2] & 0xF) | ((u[3] & 0xF) << 4));
-      out[128 + k * 4 + j] = static_cast<uint8_t>((u[0] >> 4) | ((u[1] >> 4) << 2) | ((u[2] >> 4) << 4) | ((u[3] >> 4) << 6));
+      const uint8_t* c = code + 16 * k + j;  // steps s = 0..3 of lane k: c[4 * s]
+      const int u0 = c[0], u1 = c[4], u2 = c[8], u3 = c[12];
+      out[k * 4 + j] = static_cast<uint8_t>((u0 & 0xF) | ((u1 & 0xF) << 4));
+      out[64 + k * 4 + j] = static_cast<uint8_t>((u2 & 0xF) | ((u3 & 0xF) << 4));
+      out[128 + k * 4 + j] = static_cast<uint8_t>((u0 >> 4) | ((u1 >> 4) << 2) | ((u2 >> 4) << 4) | ((u3 >> 4) << 6));
     }
   std::memcpy(out + 192, b.scales, 16);
   std::memcpy(out + 208, &b.d, 2);
