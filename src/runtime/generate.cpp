@@ -69,6 +69,7 @@ Status generate(LlamaModel& model, const Tokenizer& tok, const std::vector<int>&
     }
     TERN_TRY(model.forward(&next, 1, pos, logits.data()));
     ++pos;
+    ++st.decode_steps;
   }
   st.decode_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
   if (stats) *stats = st;

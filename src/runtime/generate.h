@@ -32,6 +32,9 @@ struct GenerateStats {
   int generated_tokens = 0;
   double prefill_seconds = 0.0;
   double decode_seconds = 0.0;  // time for the forward passes of generated tokens and their sampling
+  // Forward passes of one generated token each (the first generated token comes from the prefill's logits,
+  // so this is generated_tokens - 1 when generation ran to its end): the decode rate is steps / seconds.
+  int decode_steps = 0;
   bool hit_context_limit = false;
   bool stopped_at_eos = false;
 };

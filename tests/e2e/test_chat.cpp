@@ -70,6 +70,18 @@ TEST(Chat, DefaultModelCompletesAsLlamaCppDoes) {
   EXPECT_EQ(r.out, "The capital of France is Paris.\n");
 }
 
+// The decode rate counts forward passes: with -n 1 the one token comes from the prefill and there is none.
+TEST(Chat, RunReportsDecodeStepsNotTokens) {
+  TERN_REQUIRE_SMOLLM(path);
+  auto one = tern_test::run_tern({"run", "-p", "The capital of France is", "-n", "1", "--temp", "0"});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_NE(one.err.find("generated tokens: 1"), std::string::npos) << one.err;
+  EXPECT_NE(one.err.find("decode: none (the only generated token comes from the prefill)"), std::string::npos) << one.err;
+  auto three = tern_test::run_tern({"run", "-p", "The capital of France is", "-n", "3", "--temp", "0"});
+  ASSERT_EQ(three.exit_code, 0) << three.err;
+  EXPECT_NE(three.err.find(" ms per token)"), std::string::npos) << three.err;
+}
+
 TEST(Chat, CliChatRunsTurnsFromStdin) {
   TERN_REQUIRE_SMOLLM(path);
   auto r = tern_test::run_tern({"chat", "--temp", "0", "-n", "4", "-q"}, "Hello\n/reset\nHi\n");

@@ -70,7 +70,7 @@ int cmd_chat(const Args& a) {
     }
     if (!quiet)
       std::fprintf(stderr, "[%d prompt tokens prefilled, %d generated, %.1f tok/s]\n", st.prompt_tokens,
-                   st.generated_tokens, st.decode_seconds > 0 ? st.generated_tokens / st.decode_seconds : 0.0);
+                   st.generated_tokens, st.decode_steps > 0 ? st.decode_steps / st.decode_seconds : 0.0);
   }
   if (!quiet) std::fputc('\n', stderr);
   return 0;

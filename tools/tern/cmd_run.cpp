@@ -78,16 +78,20 @@ int cmd_run(const Args& a) {
   std::fflush(stdout);
   if (!s) return fail("run", s.message());
 
-  const double decode_tps = st.decode_seconds > 0 ? st.generated_tokens / st.decode_seconds : 0.0;
   const double prefill_tps = st.prefill_seconds > 0 ? st.prompt_tokens / st.prefill_seconds : 0.0;
+  std::string decode = "none (the only generated token comes from the prefill)";
+  if (st.decode_steps > 0) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%.1f tok/s (%.2f ms per token)", st.decode_steps / st.decode_seconds,
+                  st.decode_seconds * 1e3 / st.decode_steps);
+    decode = buf;
+  }
   std::fprintf(stderr,
                "prompt tokens: %d, generated tokens: %d%s\n"
-               "prefill: %.1f tok/s (%.2f ms), decode: %.1f tok/s (%.2f ms per token), seed %llu\n",
+               "prefill: %.1f tok/s (%.2f ms), decode: %s, seed %llu\n",
                st.prompt_tokens, st.generated_tokens,
                st.stopped_at_eos ? " (stopped at end of sequence)" : (st.hit_context_limit ? " (context full)" : ""),
-               prefill_tps, st.prefill_seconds * 1e3, decode_tps,
-               st.generated_tokens ? st.decode_seconds * 1e3 / st.generated_tokens : 0.0,
-               static_cast<unsigned long long>(opts.sampler.seed));
+               prefill_tps, st.prefill_seconds * 1e3, decode.c_str(), static_cast<unsigned long long>(opts.sampler.seed));
   return 0;
 }
 
