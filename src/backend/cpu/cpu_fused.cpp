@@ -97,7 +97,7 @@ void CpuBackend::ffn_input(const float* x, const TensorView& norm, float eps, co
       if (!shared) pack_token(pu, static_cast<int>(t), xr);
     }
   });
-  // Units of 64 hidden rows (a multiple of both GEMMs' row blocks): gate and up for every token, then
+  // Units of 64 hidden rows (a whole number of the float GEMM's 16-row blocks): gate and up for every token, then
   // silu(gate) * up on those columns.
   constexpr int64_t kUnit = 64;
   const Kernels& k = k_;
