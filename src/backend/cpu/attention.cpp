@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "core/quant.h"
@@ -14,6 +15,27 @@ template <class T>
 void grow(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
+
+// Byte offsets of a cache's rows j, j + 1, ... in turn: one block-table lookup per block rather than a
+// division per row.
+class RowWalk {
+ public:
+  explicit RowWalk(const KvView& kv) : kv_(kv) {}
+  int64_t next(int64_t j) {
+    if (j >= end_) {
+      const int64_t b = j / kv_.block_size;
+      off_ = kv_.blocks[b] * kv_.block_bytes + (j - b * kv_.block_size) * kv_.row_bytes;
+      end_ = (b + 1) * kv_.block_size;
+    } else {
+      off_ += kv_.row_bytes;
+    }
+    return off_;
+  }
+
+ private:
+  const KvView& kv_;
+  int64_t end_ = 0, off_ = 0;
+};
 
 }  // namespace
 
@@ -65,6 +87,9 @@ void Attention::run_batch(const Backend::AttnSeq* seqs, int n_seqs, const float*
     grow(s.m, static_cast<size_t>(kQueryBlock * group));
     grow(s.l, static_cast<size_t>(kQueryBlock * group));
     grow(s.o, static_cast<size_t>(kQueryBlock * group) * hd);
+    grow(s.kt, kKeyTile * hd + 16);
+    grow(s.qrow, static_cast<size_t>(kQueryBlock * group));
+    grow(s.nrow, static_cast<size_t>(kQueryBlock * group));
   }
   items_.clear();
   for (int i = 0; i < n_seqs; ++i)
@@ -91,6 +116,8 @@ void Attention::run_item(const Item& it, const Backend::AttnSeq& sq, const float
   const size_t hd = static_cast<size_t>(head_dim);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
   const bool fused = kern.attend != nullptr && head_dim % 16 == 0 && head_dim <= 256;
+  // The fused kernel's packed keys are read with aligned loads: the scratch's start rounded up to 64 bytes.
+  float* kt = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(s.kt.data()) + 63) & ~uintptr_t{63});
   // Rows of this sequence's tokens in q and out.
   q += static_cast<int64_t>(sq.row) * n_heads * head_dim;
   out += static_cast<int64_t>(sq.row) * n_heads * head_dim;
@@ -99,16 +126,28 @@ void Attention::run_item(const Item& it, const Backend::AttnSeq& sq, const float
   std::fill(s.m.begin(), s.m.begin() + rows, -INFINITY);
   std::fill(s.l.begin(), s.l.begin() + rows, 0.0f);
   std::fill(s.o.begin(), s.o.begin() + rows * static_cast<int64_t>(hd), 0.0f);
-  const size_t head_off = row_bytes(kv.dtype, static_cast<int64_t>(g) * head_dim);
+  const int64_t head_off = static_cast<int64_t>(row_bytes(kv.dtype, static_cast<int64_t>(g) * head_dim));
   const int n_keys = it.n_keys;  // keys 0 .. pos0 + t1 - 1 are visible to some query of the block
+  const int64_t head_bytes = static_cast<int64_t>(row_bytes(kv.dtype, head_dim));
+  RowWalk rows_now(kv), rows_ahead(kv);
   for (int kb = 0; kb < n_keys; kb += kKeyTile) {
     const int ke = std::min(n_keys, kb + kKeyTile);
     // The tile's rows of kv head g as fp32: read in place for an F32 cache, converted once otherwise.
     const float* krow[kKeyTile];
     const float* vrow[kKeyTile];
     for (int j = kb; j < ke; ++j) {
-      const uint8_t* kp = kv.k_row(j) + head_off;
-      const uint8_t* vp = kv.v_row(j) + head_off;
+      // One query token (decode) has a few rows' work per tile and reads the cache from memory: the next
+      // tile's rows are fetched into L2 meanwhile.
+      if (t1 - t0 == 1 && j + kKeyTile < n_keys) {
+        const int64_t ahead = rows_ahead.next(j + kKeyTile) + head_off;
+        for (int64_t b = 0; b < head_bytes; b += 64) {
+          __builtin_prefetch(kv.k + ahead + b, 0, 2);
+          __builtin_prefetch(kv.v + ahead + b, 0, 2);
+        }
+      }
+      const int64_t off = rows_now.next(j) + head_off;
+      const uint8_t* kp = kv.k + off;
+      const uint8_t* vp = kv.v + off;
       float* kd = s.k.data() + (j - kb) * hd;
       float* vd = s.v.data() + (j - kb) * hd;
       switch (kv.dtype) {
@@ -128,16 +167,25 @@ void Attention::run_item(const Item& it, const Backend::AttnSeq& sq, const float
       krow[j - kb] = kd;
       vrow[j - kb] = vd;
     }
-    for (int t = t0; t < t1; ++t) {
+    // Token t sees keys up to pos0 + t: the tokens from tv on see some of this tile.
+    const int tv = std::max(t0, kb - pos0);
+    if (fused) {
+      int n_rows = 0;
+      for (int t = tv; t < t1; ++t)
+        for (int hh = 0; hh < group; ++hh, ++n_rows) {
+          s.qrow[n_rows] = q + (static_cast<int64_t>(t) * n_heads + g * group + hh) * head_dim;
+          s.nrow[n_rows] = std::min(ke, pos0 + t + 1) - kb;
+        }
+      const int r0 = (tv - t0) * group;
+      kern.attend(s.qrow.data(), s.nrow.data(), n_rows, krow, vrow, head_dim, scale, kt, &s.m[r0], &s.l[r0],
+                  s.o.data() + r0 * hd);
+      continue;
+    }
+    for (int t = tv; t < t1; ++t) {
       const int visible = std::min(ke, pos0 + t + 1) - kb;  // causal limit of this token inside the tile
-      if (visible <= 0) continue;
       for (int hh = 0; hh < group; ++hh) {
         const int r = (t - t0) * group + hh;
         const float* qh = q + (static_cast<int64_t>(t) * n_heads + g * group + hh) * head_dim;
-        if (fused) {
-          kern.attend(qh, krow, vrow, visible, head_dim, scale, &s.m[r], &s.l[r], s.o.data() + r * hd);
-          continue;
-        }
         float mx = -INFINITY;
         for (int j = 0; j < visible; ++j) {
           s.scores[j] = kern.dot_f32(qh, krow[j], head_dim) * scale;

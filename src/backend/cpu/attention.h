@@ -2,7 +2,8 @@
 // online softmax (flash-attention style). A work item is (a block of query tokens, one kv head); it walks
 // the keys in tiles, converts each K/V tile to fp32 once (F16 and Q8_0 caches) and uses it for every query
 // head of the group and every token of the block, keeping a running max, sum and output per query, so no
-// score matrix is ever materialised.
+// score matrix is ever materialised. Where there is a fused kernel (AVX-512) it takes all of a tile's query
+// rows in one call, so that it can share what it loads between rows.
 #pragma once
 
 #include <vector>
@@ -32,6 +33,9 @@ class Attention {
     std::vector<float> k, v;     // one K and one V tile as fp32 (kKeyTile, head_dim)
     std::vector<float> scores;   // one query's scores over a tile
     std::vector<float> m, l, o;  // running max, sum and output of each query row of the item
+    std::vector<float> kt;       // the fused kernel's scratch for a K tile, kKeyTile * head_dim (+ alignment)
+    std::vector<const float*> qrow;  // the fused kernel's query rows of a tile and the keys each sees
+    std::vector<int> nrow;
   };
   struct Item {
     int seq, qblock, kv_head, n_keys;

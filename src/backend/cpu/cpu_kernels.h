@@ -38,12 +38,14 @@ struct Kernels {
   void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n);
   void (*f32_to_f16)(const float* src, uint16_t* dst, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);
-  // One query row against n keys of an attention tile, with the online softmax's running max *m, sum *l
-  // and output o (hd values): s_j = (q . k_j) * scale, m' = max(*m, s_j), o <- o e^(*m - m') +
-  // sum_j e^(s_j - m') v_j, likewise *l, for n <= 64 keys and hd a multiple of 16 up to 256. Null where an
-  // ISA has no fused form; attention.cpp does the same with dot_f32 and axpy then and for other widths.
-  void (*attend)(const float* q, const float* const* k, const float* const* v, int n, int hd, float scale,
-                 float* m, float* l, float* o);
+  // Query rows q[0 .. rows) against one attention tile of at most 64 keys (k[j], v[j]: hd floats each, hd a
+  // multiple of 16 up to 256), row r seeing the tile's first n[r] >= 1 keys, with the online softmax's
+  // running max m[r], sum l[r] and output o + r * hd: s_j = (q . k_j) * scale, m' = max(m, s_j),
+  // o <- o e^(m - m') + sum_j e^(s_j - m') v_j, likewise l. A row's arithmetic is the same whatever other
+  // rows share the call. kt is scratch for 64 * hd floats, 64-byte aligned. Null where an ISA has no fused
+  // form; attention.cpp does the same row by row with dot_f32 and axpy then and for other widths.
+  void (*attend)(const float* const* q, const int* n, int rows, const float* const* k, const float* const* v,
+                 int hd, float scale, float* kt, float* m, float* l, float* o);
   // gate[i] <- gate[i] / (1 + e^-gate[i]) * up[i] over n values (SiLU times up; the AVX-512 form with its
   // own exp, within a few ulp of the scalar one).
   void (*silu_mul)(float* gate, const float* up, int64_t n);
@@ -51,6 +53,10 @@ struct Kernels {
 
 // The scalar SiLU-times-up, the reference backend's formula (the scalar and AVX2 tables use it).
 void silu_mul_scalar(float* gate, const float* up, int64_t n);
+
+// The AVX-512 table's attend (attend_avx512.cpp).
+void attend_avx512(const float* const* q, const int* n, int rows, const float* const* k, const float* const* v,
+                   int hd, float scale, float* kt, float* m, float* l, float* o);
 
 const Kernels& scalar_kernels();
 const Kernels& avx2_kernels();    // requires avx2, fma, f16c

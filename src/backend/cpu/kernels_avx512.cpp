@@ -4,9 +4,7 @@
 // the unsigned operand and x carrying w's sign as the signed one, so |w| * sign(w) * x = w * x.
 #include "backend/cpu/avx512.h"
 
-#include <array>
 #include <cmath>
-#include <utility>
 
 #include "backend/cpu/cpu_kernels.h"
 #include "core/quant.h"
@@ -181,70 +179,6 @@ TERN_AVX512 void axpy(float a, const float* x, float* y, int64_t n) {
   }
 }
 
-// Lane i of the result is the sum of the 16 lanes of a[i]: a transposing tree of shuffles and adds
-// (about three operations per vector instead of a full horizontal reduction each).
-TERN_AVX512 inline __m512 sum16x16(const __m512* a) {
-  __m512 b[8], c[4];
-  for (int i = 0; i < 8; ++i)  // 128-bit quarters: [a_i q0+q2, a_i q1+q3, a_i+8 q0+q2, a_i+8 q1+q3]
-    b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[i], a[i + 8], 0x44), _mm512_shuffle_f32x4(a[i], a[i + 8], 0xEE));
-  for (int i = 0; i < 4; ++i)  // quarters: partial sums of a_i, a_i+8, a_i+4, a_i+12
-    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[i], b[i + 4], 0x88), _mm512_shuffle_f32x4(b[i], b[i + 4], 0xDD));
-  const __m512 d0 = _mm512_add_ps(_mm512_unpacklo_ps(c[0], c[1]), _mm512_unpackhi_ps(c[0], c[1]));
-  const __m512 d1 = _mm512_add_ps(_mm512_unpacklo_ps(c[2], c[3]), _mm512_unpackhi_ps(c[2], c[3]));
-  const __m512 e = _mm512_add_ps(_mm512_shuffle_ps(d0, d1, 0x44), _mm512_shuffle_ps(d0, d1, 0xEE));
-  // e holds a0..3 | a8..11 | a4..7 | a12..15 by quarter.
-  return _mm512_shuffle_f32x4(e, e, 0xD8);
-}
-
-// One query against n <= 64 keys (see Kernels::attend). Scores are formed 16 keys at a time, each key's dot
-// in its own accumulator, and reduced together (sum16x16); the exponentials are taken 16 lanes at once
-// (exp512); the output row stays in registers across the tile (up to head_dim 256).
-template <int kChunks>
-TERN_AVX512 void attend_n(const float* q, const float* const* k, const float* const* v, int n, float scale,
-                          float* m, float* l, float* o) {
-  __m512 qv[kChunks], ov[kChunks];
-  for (int c = 0; c < kChunks; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c), ov[c] = _mm512_loadu_ps(o + 16 * c);
-  alignas(64) float s[64];
-  __m512 mxv = _mm512_set1_ps(-INFINITY);
-  const __m512 sv = _mm512_set1_ps(scale);
-  for (int j0 = 0; j0 < n; j0 += 16) {
-    const int nk = n - j0 < 16 ? n - j0 : 16;
-    __m512 a[16];
-    for (int i = 0; i < 16; ++i) {
-      const float* kp = k[j0 + (i < nk ? i : 0)];  // lanes past n repeat key j0 and are masked below
-      a[i] = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kp));
-      for (int c = 1; c < kChunks; ++c) a[i] = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kp + 16 * c), a[i]);
-    }
-    const __mmask16 live = tail_mask(nk);
-    const __m512 sc = _mm512_mask_blend_ps(live, _mm512_set1_ps(-INFINITY), _mm512_mul_ps(sum16x16(a), sv));
-    _mm512_store_ps(s + j0, sc);
-    mxv = _mm512_max_ps(mxv, sc);
-  }
-  const float mx = _mm512_reduce_max_ps(mxv);
-  const float m_new = *m > mx ? *m : mx;
-  float lsum = *l;
-  if (*m != -INFINITY && m_new != *m) {
-    const float corr = std::exp(*m - m_new);
-    lsum *= corr;
-    const __m512 cv = _mm512_set1_ps(corr);
-    for (int c = 0; c < kChunks; ++c) ov[c] = _mm512_mul_ps(ov[c], cv);
-  }
-  __m512 lv = _mm512_setzero_ps();
-  const __m512 mv = _mm512_set1_ps(m_new);
-  for (int j0 = 0; j0 < n; j0 += 16) {
-    const __m512 p = _mm512_maskz_mov_ps(tail_mask(n - j0), exp512(_mm512_sub_ps(_mm512_load_ps(s + j0), mv)));
-    _mm512_store_ps(s + j0, p);
-    lv = _mm512_add_ps(lv, p);
-  }
-  for (int j = 0; j < n; ++j) {
-    const __m512 pv = _mm512_set1_ps(s[j]);
-    for (int c = 0; c < kChunks; ++c) ov[c] = _mm512_fmadd_ps(pv, _mm512_loadu_ps(v[j] + 16 * c), ov[c]);
-  }
-  for (int c = 0; c < kChunks; ++c) _mm512_storeu_ps(o + 16 * c, ov[c]);
-  *m = m_new;
-  *l = lsum + _mm512_reduce_add_ps(lv);
-}
-
 // gate <- gate / (1 + e^-gate) * up, 16 lanes at a time with a masked tail (so every element goes through
 // the same instructions, wherever it sits).
 TERN_AVX512 void silu_mul(float* gate, const float* up, int64_t n) {
@@ -258,21 +192,8 @@ TERN_AVX512 void silu_mul(float* gate, const float* up, int64_t n) {
   }
 }
 
-// head_dim = 16 * (index + 1), up to 256; attention.cpp calls attend only for those widths.
-using AttendFn = void (*)(const float*, const float* const*, const float* const*, int, float, float*, float*, float*);
-template <int... I>
-constexpr std::array<AttendFn, sizeof...(I)> attend_table(std::integer_sequence<int, I...>) {
-  return {&attend_n<I + 1>...};
-}
-constexpr auto kAttend = attend_table(std::make_integer_sequence<int, 16>{});
-
-TERN_AVX512 void attend(const float* q, const float* const* k, const float* const* v, int n, int hd, float scale,
-                        float* m, float* l, float* o) {
-  kAttend[static_cast<size_t>(hd / 16 - 1)](q, k, v, n, scale, m, l, o);
-}
-
 constexpr Kernels kAvx512 = {dot_f32,    dot_f16,    dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1,
-                             f16_to_f32, f32_to_f16, axpy,     attend,   silu_mul};
+                             f16_to_f32, f32_to_f16, axpy,     attend_avx512, silu_mul};
 
 }  // namespace
 
