@@ -9,7 +9,9 @@ token (TPOT: the gaps between a stream's tokens) at p50 and p99, as a Markdown t
 
 Only loopback addresses are accepted. Each client sends --requests requests one after another (greedy,
 --max-tokens each, the prompt varied per request so no two are identical); a level stops early after
---time-limit seconds.
+--time-limit seconds. Requests are chat completions, or plain completions with --endpoint completions (for
+models without a chat template, such as `tern synth` files). A level where no request succeeds stops the run
+with the server's first error.
 """
 import argparse
 import concurrent.futures as cf
@@ -34,17 +36,26 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-def one_request(host, port, i, max_tokens, deadline):
-    body = {"messages": [{"role": "user", "content": f"{PROMPTS[i % len(PROMPTS)]} (request {i})"}],
-            "max_tokens": max_tokens, "temperature": 0, "stream": True}
+def one_request(host, port, i, max_tokens, deadline, endpoint):
+    text = f"{PROMPTS[i % len(PROMPTS)]} (request {i})"
+    body = {"max_tokens": max_tokens, "temperature": 0, "stream": True}
+    if endpoint == "chat":
+        body["messages"] = [{"role": "user", "content": text}]
+    else:
+        body["prompt"] = text
     conn = http.client.HTTPConnection(host, port, timeout=max(10.0, deadline - time.time() + 10))
     t0 = time.perf_counter()
-    conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
+    path = "/v1/chat/completions" if endpoint == "chat" else "/v1/completions"
+    conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
     resp = conn.getresponse()
     if resp.status != 200:
-        resp.read()
+        detail = resp.read().decode("utf-8", "replace")
         conn.close()
-        return None
+        try:
+            detail = json.loads(detail)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            pass
+        return {"error": f"HTTP {resp.status} from {path}: {detail}"}
     times = []
     buf = b""
     while True:
@@ -61,28 +72,30 @@ def one_request(host, port, i, max_tokens, deadline):
                 times.append(time.perf_counter())
     conn.close()
     if not times:
-        return None
+        return {"error": f"{path} streamed no tokens"}
     return {"ttft": times[0] - t0, "gaps": [b - a for a, b in zip(times, times[1:])], "tokens": len(times)}
 
 
-def level(host, port, clients, requests, max_tokens, time_limit):
+def level(host, port, clients, requests, max_tokens, time_limit, endpoint):
     deadline = time.time() + time_limit
-    results = []
+    results, errors = [], []
     lock = threading.Lock()
 
     def client(c):
         for r in range(requests):
             if time.time() > deadline:
                 return
-            res = one_request(host, port, c * 1000 + r, max_tokens, deadline)
-            if res:
-                with lock:
-                    results.append(res)
+            res = one_request(host, port, c * 1000 + r, max_tokens, deadline, endpoint)
+            with lock:
+                (errors if "error" in res else results).append(res)
 
     t0 = time.perf_counter()
     with cf.ThreadPoolExecutor(clients) as ex:
         list(ex.map(client, range(clients)))
     wall = time.perf_counter() - t0
+    if not results:
+        sys.exit(f"loadgen: no request succeeded with {clients} clients; the first error: "
+                 f"{errors[0]['error'] if errors else 'none (the time limit passed first)'}")
     tokens = sum(r["tokens"] for r in results)
     ttft = [r["ttft"] for r in results]
     gaps = [g for r in results for g in r["gaps"]]
@@ -100,6 +113,8 @@ def main():
     ap.add_argument("--requests", type=int, default=4, help="requests per client per level (at most 100)")
     ap.add_argument("--max-tokens", type=int, default=64, help="tokens per request (at most 512)")
     ap.add_argument("--time-limit", type=float, default=120.0, help="seconds per level (at most 600)")
+    ap.add_argument("--endpoint", choices=["chat", "completions"], default="chat",
+                    help="chat completions (default) or plain completions (models without a chat template)")
     a = ap.parse_args()
     a.requests = min(a.requests, 100)
     a.max_tokens = min(a.max_tokens, 512)
@@ -130,7 +145,7 @@ def main():
         print("| clients | requests | generated tokens | aggregate tok/s | TTFT p50 (ms) | TTFT p99 (ms) | TPOT p50 (ms) | TPOT p99 (ms) |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for c in [int(x) for x in a.clients.split(",")]:
-            r = level(host, port, c, a.requests, a.max_tokens, a.time_limit)
+            r = level(host, port, c, a.requests, a.max_tokens, a.time_limit, a.endpoint)
             rows.append(r)
             print(f"| {r['clients']} | {r['requests']} | {r['tokens']} | {r['tok_s']:.1f} | {r['ttft50'] * 1e3:.0f} | "
                   f"{r['ttft99'] * 1e3:.0f} | {r['tpot50'] * 1e3:.1f} | {r['tpot99'] * 1e3:.1f} |", flush=True)
