@@ -97,7 +97,13 @@ void Attention::run_batch(const Backend::AttnSeq* seqs, int n_seqs, const float*
       for (int g = 0; g < n_kv_heads; ++g)
         items_.push_back({i, qb, g, seqs[i].pos0 + std::min(seqs[i].n_tokens, (qb + 1) * kQueryBlock)});
   // The items that read the most keys run first, so the cheap ones fill in at the end.
-  std::stable_sort(items_.begin(), items_.end(), [](const Item& a, const Item& b) { return a.n_keys > b.n_keys; });
+  // std::sort with the build order as the tie-break: the same order as a stable sort, without the buffer a
+  // stable sort may allocate (this runs once per layer per step).
+  std::sort(items_.begin(), items_.end(), [](const Item& a, const Item& b) {
+    if (a.n_keys != b.n_keys) return a.n_keys > b.n_keys;
+    if (a.seq != b.seq) return a.seq < b.seq;
+    return a.qblock != b.qblock ? a.qblock < b.qblock : a.kv_head < b.kv_head;
+  });
   pool_.parallel_for(static_cast<int64_t>(items_.size()), [&](int64_t i0, int64_t i1, int tid) {
     for (int64_t i = i0; i < i1; ++i) {
       const Item& it = items_[static_cast<size_t>(i)];
