@@ -81,9 +81,10 @@ std::vector<OpCost> step_ops(const ModelConfig& c, const Precision& p, const Ste
   Builder b;
 
   // A weight matmul: (R, in) x W(out, in)^T -> (R, out), plus a bias of `out` (1-D type) when present.
-  auto matmul = [&](const char* name, double in, double out, double wbytes, int64_t repeat, double rows,
-                    bool bias = false) {
+  auto matmul = [&](const char* name, double in, double out, double wbytes, DType wtype, int64_t repeat,
+                    double rows, bool bias = false) {
     OpCost& o = b.add(name, OpClass::Matmul, p.matmul, repeat);
+    o.weight_dtype = wtype;
     o.flops = 2 * rows * in * out + (bias ? rows * out : 0);
     o.weight_bytes = in * out * wbytes + (bias ? out * w.norm : 0);
     o.bytes_read = o.weight_bytes + rows * in * a;
@@ -105,6 +106,7 @@ std::vector<OpCost> step_ops(const ModelConfig& c, const Precision& p, const Ste
 
   if (s.assume.embedding_matmul) {
     OpCost& o = b.add("token_embd", OpClass::Matmul, p.matmul, 1);
+    o.weight_dtype = p.weight_types.token_embd;
     o.flops = 2 * R * V * D;
     o.weight_bytes = V * D * w.token_embd;
     o.bytes_read = o.weight_bytes + R * V * a;  // the one-hot input rows
@@ -117,9 +119,9 @@ std::vector<OpCost> step_ops(const ModelConfig& c, const Precision& p, const Ste
   }
 
   rmsnorm("attn_norm", L, R);
-  matmul("attn_q", D, Q, w.attn_q, L, R, c.attn_bias);
-  matmul("attn_k", D, KV, w.attn_k, L, R, c.attn_bias);
-  matmul("attn_v", D, KV, w.attn_v, L, R, c.attn_bias);
+  matmul("attn_q", D, Q, w.attn_q, p.weight_types.attn_q, L, R, c.attn_bias);
+  matmul("attn_k", D, KV, w.attn_k, p.weight_types.attn_k, L, R, c.attn_bias);
+  matmul("attn_v", D, KV, w.attn_v, p.weight_types.attn_v, L, R, c.attn_bias);
   {
     OpCost& o = b.add("rope", OpClass::Rope, Compute::F32, L);
     o.flops = kRopeFlops * R * (Q + KV);
@@ -169,25 +171,25 @@ std::vector<OpCost> step_ops(const ModelConfig& c, const Precision& p, const Ste
     pv.bytes_read = scores + k_once;
     pv.bytes_written = q_bytes;
   }
-  matmul("attn_output", Q, D, w.attn_output, L, R, c.attn_bias);
+  matmul("attn_output", Q, D, w.attn_output, p.weight_types.attn_output, L, R, c.attn_bias);
   residual("attn_residual");
 
   rmsnorm("ffn_norm", L, R);
-  matmul("ffn_gate", D, H, w.ffn_gate, L, R, c.mlp_bias);
-  matmul("ffn_up", D, H, w.ffn_up, L, R, c.mlp_bias);
+  matmul("ffn_gate", D, H, w.ffn_gate, p.weight_types.ffn_gate, L, R, c.mlp_bias);
+  matmul("ffn_up", D, H, w.ffn_up, p.weight_types.ffn_up, L, R, c.mlp_bias);
   {
     OpCost& o = b.add("swiglu", OpClass::Elementwise, Compute::F32, L);
     o.flops = kSwigluFlops * R * H;
     o.bytes_read = 2 * R * H * a;
     o.bytes_written = R * H * a;
   }
-  matmul("ffn_down", H, D, w.ffn_down, L, R, c.mlp_bias);
+  matmul("ffn_down", H, D, w.ffn_down, p.weight_types.ffn_down, L, R, c.mlp_bias);
   residual("ffn_residual");
 
   if (s.want_logits) {
     const double rows = s.assume.logits_all ? R : B;  // otherwise only each sequence's last token
     rmsnorm("output_norm", 1, rows);
-    matmul("output", D, V, w.output, 1, rows);
+    matmul("output", D, V, w.output, p.weight_types.output, 1, rows);
   }
   return b.ops;
 }
@@ -291,10 +293,15 @@ WeightBytes uniform_weight_bytes(DType t) {
   return w;
 }
 
+WeightTypes uniform_weight_types(DType t) {
+  return {t, t, t, t, t, t, t, t, t};
+}
+
 Result<StoreWeights> weight_bytes_from_store(const ModelConfig& c, const WeightStore& store) {
   // Sum bytes and elements per role over all layers; the ratio is the role's bytes per element.
   struct Acc {
     double bytes = 0, elems = 0;
+    std::map<DType, double> type_bytes;  // of the role's matrices
   };
   std::map<std::string, Acc> roles;
   std::map<DType, double> matrix_bytes;  // per type, over 2-D tensors
@@ -311,29 +318,40 @@ Result<StoreWeights> weight_bytes_from_store(const ModelConfig& c, const WeightS
     Acc& acc = roles[role];
     acc.bytes += static_cast<double>(t.nbytes);
     acc.elems += static_cast<double>(t.numel());
-    if (t.shape.size() >= 2) matrix_bytes[t.dtype] += static_cast<double>(t.nbytes);
+    if (t.shape.size() >= 2) {
+      matrix_bytes[t.dtype] += static_cast<double>(t.nbytes);
+      acc.type_bytes[t.dtype] += static_cast<double>(t.nbytes);
+    }
   }
-  auto ratio = [&](const char* role, double& dst) -> Status {
+  // A matrix role's bytes per element and its type (the one with the most bytes, should it vary by layer).
+  auto ratio = [&](const char* role, double& dst, DType* type) -> Status {
     auto it = roles.find(role);
     if (it == roles.end() || it->second.elems <= 0)
       return error(std::string("no tensors for '") + role + "'");
     dst = it->second.bytes / it->second.elems;
+    if (type && !it->second.type_bytes.empty())
+      *type = std::max_element(it->second.type_bytes.begin(), it->second.type_bytes.end(),
+                               [](const auto& x, const auto& y) { return x.second < y.second; })
+                  ->first;
     return Status();
   };
   WeightBytes& w = out.bytes;
-  TERN_TRY(ratio("token_embd", w.token_embd));
-  TERN_TRY(ratio("attn_q", w.attn_q));
-  TERN_TRY(ratio("attn_k", w.attn_k));
-  TERN_TRY(ratio("attn_v", w.attn_v));
-  TERN_TRY(ratio("attn_output", w.attn_output));
-  TERN_TRY(ratio("ffn_gate", w.ffn_gate));
-  TERN_TRY(ratio("ffn_up", w.ffn_up));
-  TERN_TRY(ratio("ffn_down", w.ffn_down));
-  TERN_TRY(ratio("norm", w.norm));
-  if (c.tied_embeddings)
+  WeightTypes& ty = out.types;
+  TERN_TRY(ratio("token_embd", w.token_embd, &ty.token_embd));
+  TERN_TRY(ratio("attn_q", w.attn_q, &ty.attn_q));
+  TERN_TRY(ratio("attn_k", w.attn_k, &ty.attn_k));
+  TERN_TRY(ratio("attn_v", w.attn_v, &ty.attn_v));
+  TERN_TRY(ratio("attn_output", w.attn_output, &ty.attn_output));
+  TERN_TRY(ratio("ffn_gate", w.ffn_gate, &ty.ffn_gate));
+  TERN_TRY(ratio("ffn_up", w.ffn_up, &ty.ffn_up));
+  TERN_TRY(ratio("ffn_down", w.ffn_down, &ty.ffn_down));
+  TERN_TRY(ratio("norm", w.norm, nullptr));
+  if (c.tied_embeddings) {
     w.output = w.token_embd;
-  else
-    TERN_TRY(ratio("output", w.output));
+    ty.output = ty.token_embd;
+  } else {
+    TERN_TRY(ratio("output", w.output, &ty.output));
+  }
 
   // Name: matrix types by decreasing bytes; the first is the dominant one.
   std::vector<std::pair<double, DType>> by_bytes;

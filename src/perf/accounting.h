@@ -45,10 +45,19 @@ struct WeightBytes {
   double norm = 4;  // every 1-D tensor: norms, and biases where the model has them
 };
 
+// The element type of each weight matrix (for a role that mixes types over the layers, the type with the
+// most bytes): it picks the kernel ceiling a matmul runs under (perf/hardware.h, MatmulCeiling).
+struct WeightTypes {
+  DType token_embd = DType::F16, attn_q = DType::F16, attn_k = DType::F16, attn_v = DType::F16,
+        attn_output = DType::F16;
+  DType ffn_gate = DType::F16, ffn_up = DType::F16, ffn_down = DType::F16, output = DType::F16;
+};
+
 // Element types of one estimate: weights (per matrix), KV cache and activations, and the compute peaks
 // the matmuls and the attention run under.
 struct Precision {
   WeightBytes weights;
+  WeightTypes weight_types;
   std::string weights_name = "F16";  // "F16", "Q4_0", or "Q4_K+Q6_K" for a mixed file
   DType weights_dtype = DType::F16;  // the dominant matrix type (most bytes)
   DType kv_dtype = DType::F16;
@@ -86,11 +95,12 @@ struct OpCost {
   Compute compute = Compute::F32;
   int64_t repeat = 1;
   double flops = 0;
-  double bytes_read = 0;     // everything read, including weight_bytes and kv_read
-  double bytes_written = 0;  // everything written, including kv_written
-  double weight_bytes = 0;   // of bytes_read: model weights
-  double kv_read = 0;        // of bytes_read: KV cache
-  double kv_written = 0;     // of bytes_written: KV cache
+  double bytes_read = 0;            // everything read, including weight_bytes and kv_read
+  double bytes_written = 0;         // everything written, including kv_written
+  double weight_bytes = 0;          // of bytes_read: model weights
+  double kv_read = 0;               // of bytes_read: KV cache
+  double kv_written = 0;            // of bytes_written: KV cache
+  DType weight_dtype = DType::F32;  // matmuls: the weight matrix's type
 
   double bytes() const { return bytes_read + bytes_written; }
   double total_flops() const { return flops * static_cast<double>(repeat); }
@@ -137,12 +147,14 @@ std::string weight_dtype_names();
 
 // Every matrix of type `t`; norms are F32 for quantised types (as GGUF stores them) and `t` otherwise.
 WeightBytes uniform_weight_bytes(DType t);
+WeightTypes uniform_weight_types(DType t);
 
 // Measured from a loaded file: per-matrix bytes per element from the tensors' own types and sizes
-// (so that weight_bytes_total equals the file's tensor bytes). Also reports the dominant matrix type and a
-// name such as "Q4_K+Q6_K".
+// (so that weight_bytes_total equals the file's tensor bytes), each role's type, the dominant matrix type
+// and a name such as "Q4_K+Q6_K".
 struct StoreWeights {
   WeightBytes bytes;
+  WeightTypes types;
   DType dominant = DType::F32;
   std::string name;
   double total_bytes = 0;

@@ -16,10 +16,14 @@ std::string gib(double bytes) {
 
 struct Roof {
   double peak, bandwidth;
+  bool kernel;  // the matmul kernel's ceilings, not the hardware's
 };
 
 Roof roof_for(const OpCost& o, const Hardware& hw, const EstimateOptions& opts) {
-  return {hw.peak_flops(o.compute) * opts.flop_efficiency, hw.mem_bandwidth * opts.mem_efficiency};
+  if (opts.ceilings == Ceilings::Kernels && o.cls == OpClass::Matmul)
+    if (const MatmulCeiling* k = hw.matmul_ceiling(o.weight_dtype))
+      return {k->gemm_ops_per_s * opts.flop_efficiency, k->gemv_bytes_per_s * opts.mem_efficiency, true};
+  return {hw.peak_flops(o.compute) * opts.flop_efficiency, hw.mem_bandwidth * opts.mem_efficiency, false};
 }
 
 // Adds one forward call's ops into a phase, `weight` times (1 to sum, 1/n to average).
@@ -33,11 +37,13 @@ void accumulate(Phase& ph, const std::vector<OpCost>& ops, const Hardware& hw, c
       p.name = o.name;
       p.cls = o.cls;
       p.compute = o.compute;
+      p.weight_dtype = o.weight_dtype;
       p.repeat = o.repeat;
       ph.ops.push_back(p);
       it = ph.ops.end() - 1;
     }
     const Roof r = roof_for(o, hw, opts);
+    it->kernel_ceiling = r.kernel;
     const double n = static_cast<double>(o.repeat) * weight;
     const double ct = o.flops / r.peak, mt = o.bytes() / r.bandwidth;
     it->flops += o.flops * n;
@@ -100,7 +106,38 @@ double activation_bytes(const ModelSpec& m, const Workload& w, int64_t batch) {
   return bytes;
 }
 
+// Names the matmuls that the kernels ceilings could not bound, and why.
+std::string ceilings_note(const Estimate& e) {
+  if (e.options.ceilings != Ceilings::Kernels) return "";
+  if (e.hw.matmul_ceilings.empty())
+    return "no kernel ceilings for " + e.hw.key +
+           " (only `tern hwprobe` measures them; a file it wrote before it did lacks them): every matmul is "
+           "bounded by the hardware peaks";
+  std::vector<std::string> missing;
+  for (const Phase* ph : {&e.prefill, &e.decode})
+    for (const PhaseOp& o : ph->ops) {
+      const std::string t(dtype_name(o.weight_dtype));
+      if (o.cls == OpClass::Matmul && !o.kernel_ceiling &&
+          std::find(missing.begin(), missing.end(), t) == missing.end())
+        missing.push_back(t);
+    }
+  if (missing.empty()) return "";
+  std::string s = "no kernel ceiling measured for ";
+  for (size_t i = 0; i < missing.size(); ++i) s += (i ? ", " : "") + missing[i];
+  return s + ": those matmuls are bounded by the hardware peaks";
+}
+
 }  // namespace
+
+const char* ceilings_name(Ceilings c) {
+  return c == Ceilings::Kernels ? "kernels" : "peaks";
+}
+
+std::optional<Ceilings> parse_ceilings(std::string_view s) {
+  if (s == "peaks") return Ceilings::Peaks;
+  if (s == "kernels") return Ceilings::Kernels;
+  return std::nullopt;
+}
 
 void assume_llm_workload(Workload& w, const ModelConfig& c) {
   w.assume.causal = false;
@@ -221,6 +258,7 @@ Result<Estimate> estimate(const ModelSpec& m, const Hardware& hw, const Workload
   e.decode_tok_s = e.tpot_s > 0 ? B / e.tpot_s : 0.0;
   e.prefill_tok_s = B * static_cast<double>(w.prompt) / e.ttft_s;
   e.memory = memory_use(m, hw, w);
+  e.ceilings_note = ceilings_note(e);
   return e;
 }
 

@@ -2,11 +2,14 @@
 // bounds each op. Every op of every forward call (from perf/accounting.h) takes
 //     time = max(FLOPs / peak of its compute type, bytes / memory bandwidth)
 // and ops run one after another. TTFT is the prefill (all sequences of the batch together), TPOT the mean
-// decode step over the growing KV length; docs/estimator.md walks through a full example.
+// decode step over the growing KV length; docs/estimator.md walks through a full example. With the `kernels`
+// ceilings a matmul's peak and bandwidth are instead what tern's own matmul reaches on its weight type.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -42,9 +45,19 @@ struct Workload {
 // rows, one decode step modelled in 256, and `output` decode steps after the prefill.
 void assume_llm_workload(Workload& w, const ModelConfig& c);
 
+// What bounds a matmul. Peaks: the hardware's (the peak FLOP/s of its compute type, the read bandwidth).
+// Kernels: tern's CPU matmul on the weights' type as hwprobe measured it in isolation (Hardware::
+// matmul_ceilings: GEMM ops/s, streaming GEMV bytes/s), so that an estimate against measurement tests whether
+// the per-op model composes into the end-to-end time rather than how far the kernels are from the hardware.
+// Every other op keeps the hardware roofs either way.
+enum class Ceilings { Peaks, Kernels };
+const char* ceilings_name(Ceilings c);  // "peaks", "kernels"
+std::optional<Ceilings> parse_ceilings(std::string_view s);
+
 struct EstimateOptions {
   double mem_efficiency = 1.0;   // fraction of the bandwidth ops reach
   double flop_efficiency = 1.0;  // fraction of the peak ops reach
+  Ceilings ceilings = Ceilings::Peaks;
 };
 
 // One op of a phase, totalled over its repeats (layers) and, for the prefill, over its chunks; for the decode
@@ -53,6 +66,8 @@ struct PhaseOp {
   std::string name;
   OpClass cls = OpClass::Matmul;
   Compute compute = Compute::F32;
+  DType weight_dtype = DType::F32;  // matmuls: the weights' type
+  bool kernel_ceiling = false;      // a matmul bounded by its type's kernel ceilings rather than the peaks
   int64_t repeat = 1;
   double flops = 0, bytes_read = 0, bytes_written = 0, weight_bytes = 0, kv_read = 0, kv_written = 0;
   double peak_flops = 0;  // the roofs it runs under (after efficiencies)
@@ -105,6 +120,9 @@ struct Estimate {
   double decode_tok_s = 0;          // batch / tpot
   double prefill_tok_s = 0;         // batch * prompt / ttft
   MemoryUse memory;
+  // With the kernels ceilings: which matmuls fell back to the hardware peaks for want of a measured ceiling
+  // (all of them, for hardware without any); empty when every matmul had its own.
+  std::string ceilings_note;
 };
 
 // Checks the workload against the model and hardware: batch and token counts at least 1, the context within

@@ -7,6 +7,12 @@ double Hardware::peak_flops(Compute c) const {
   return p > 0 ? p : peak[static_cast<int>(Compute::F32)];
 }
 
+const MatmulCeiling* Hardware::matmul_ceiling(DType weights) const {
+  for (const MatmulCeiling& m : matmul_ceilings)
+    if (m.weights == weights) return &m;
+  return nullptr;
+}
+
 namespace {
 
 constexpr double TB = 1e12, GB = 1e9, GiB = 1024.0 * 1024 * 1024, MiB = 1024.0 * 1024, T = 1e12;

@@ -1,15 +1,26 @@
 // Hardware descriptions for the roofline: memory bandwidth and capacity, and peak FLOP/s per compute type.
 // Presets carry the spec-sheet figures and where they come from; `host` is built from a hwprobe measurement
-// (perf/hwprobe.h).
+// (perf/hwprobe.h), which may add the ceilings of tern's own matmul kernels per weight type.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/status.h"
 #include "perf/accounting.h"
 
 namespace tern::perf {
+
+// What tern's CPU backend's matmul reaches on one weight type, measured in isolation by hwprobe
+// (perf/kernel_probe.h): ceilings of tern's kernels on this machine, not limits of the hardware. The
+// estimator's `kernels` ceilings bound a matmul of this type by them instead of by the peaks.
+struct MatmulCeiling {
+  DType weights = DType::F32;
+  double gemm_ops_per_s = 0;    // many tokens: 2 * rows * cols * tokens / time (the compute ceiling)
+  double gemv_bytes_per_s = 0;  // one token over weights far larger than the caches: bytes / time, bytes
+                                // counted as perf/accounting.h counts a matmul's (the streaming ceiling)
+};
 
 struct Hardware {
   std::string key;   // "a100-80gb-pcie", "host"
@@ -21,9 +32,11 @@ struct Hardware {
   // Dense peak FLOP/s (ops/s for int8) by Compute, without sparsity; 0 where there is no unit for that type,
   // in which case work of that type runs at the f32 peak (a CPU converting f16 to f32, say).
   double peak[kComputeKinds] = {0, 0, 0, 0};
-  std::string source;  // where the figures come from
+  std::string source;                          // where the figures come from
+  std::vector<MatmulCeiling> matmul_ceilings;  // by weight type; empty for presets and older hwprobe files
 
   double peak_flops(Compute c) const;
+  const MatmulCeiling* matmul_ceiling(DType weights) const;  // nullptr when not measured
   bool has(Compute c) const { return peak[static_cast<int>(c)] > 0; }
   // Arithmetic intensity (FLOP/byte) above which an op of this compute type is compute-bound.
   double ridge(Compute c) const { return peak_flops(c) / mem_bandwidth; }

@@ -19,7 +19,9 @@
 #include <sstream>
 #include <thread>
 
+#include "perf/accounting.h"
 #include "perf/hwprobe_kernels.h"
+#include "perf/kernel_probe.h"
 
 namespace tern::perf {
 
@@ -231,6 +233,31 @@ void measure_peaks(HwprobeResult& r, const HwprobeOptions& opts) {
   }
 }
 
+// The matmul kernels' ceilings on the probe's threads. --quick measures smaller shapes: a GEMV weight of
+// twice the last-level cache is still streamed from DRAM, but with more noise.
+Status measure_matmul(HwprobeResult& r, const HwprobeOptions& opts) {
+  int64_t llc = 0;
+  for (const CacheLevel& c : r.caches) llc = std::max(llc, c.size_bytes * c.instances);
+  MatmulProbeShape& s = r.matmul_shape;
+  if (opts.quick) {
+    s.gemm_rows = 256;
+    s.gemm_cols = 1024;
+    s.gemm_tokens = 64;
+    s.gemv_bytes = std::max<int64_t>(2 * llc, 32 << 20);
+    s.rounds = 3;
+  } else {
+    s.gemv_bytes = std::max<int64_t>(8 * llc, s.gemv_bytes);
+  }
+  s.gemv_bytes = std::min<int64_t>(s.gemv_bytes, r.mem_total_bytes / 16);
+  if (opts.gemm_rows > 0) s.gemm_rows = opts.gemm_rows;
+  if (opts.gemm_cols > 0) s.gemm_cols = opts.gemm_cols;
+  if (opts.gemm_tokens > 0) s.gemm_tokens = opts.gemm_tokens;
+  auto m = measure_matmul_ceilings(s, r.threads);
+  if (!m) return m.status();
+  r.matmul = std::move(m.value());
+  return Status();
+}
+
 std::string utc_now() {
   const std::time_t now = std::time(nullptr);
   std::tm tm{};
@@ -283,6 +310,7 @@ Result<HwprobeResult> run_hwprobe(const HwprobeOptions& opts) {
   measure_bandwidth(r, opts);
   if (r.read_bw <= 0) return error("hwprobe: could not allocate the bandwidth arrays");
   measure_peaks(r, opts);
+  if (Status s = measure_matmul(r, opts); !s) return error("hwprobe: " + s.message());
   r.seconds = seconds_since(t0);
   return r;
 }
@@ -315,6 +343,21 @@ std::string hwprobe_to_json(const HwprobeResult& r) {
                           {"what", p.what},
                           {"one_thread_per_s", p.one_thread},
                           {"all_threads_per_s", p.all_threads}});
+  if (!r.matmul.empty()) {
+    const MatmulProbeShape& s = r.matmul_shape;
+    auto types = nlohmann::ordered_json::array();
+    for (const MatmulCeiling& m : r.matmul)
+      types.push_back({{"weights", dtype_name(m.weights)},
+                       {"gemm_ops_per_s", m.gemm_ops_per_s},
+                       {"gemv_bytes_per_s", m.gemv_bytes_per_s}});
+    j["matmul_kernels"] = {
+        {"backend", "cpu"},
+        {"threads", r.threads},
+        {"rounds", s.rounds},
+        {"gemm", {{"rows", s.gemm_rows}, {"cols", s.gemm_cols}, {"tokens", s.gemm_tokens}}},
+        {"gemv", {{"cols", s.gemv_cols}, {"min_weight_bytes", s.gemv_bytes}}},
+        {"types", types}};
+  }
   j["seconds"] = r.seconds;
   return j.dump(2) + "\n";
 }
@@ -346,6 +389,28 @@ Result<HwprobeResult> hwprobe_from_json(const std::string& text, const std::stri
     for (const auto& p : j.value("peaks", nlohmann::json::array()))
       r.peaks.push_back({p.value("path", ""), p.value("dtype", ""), p.value("what", ""),
                          p.value("one_thread_per_s", 0.0), p.value("all_threads_per_s", 0.0)});
+    // Absent from files written before hwprobe measured the matmul kernels: those load with none.
+    if (j.contains("matmul_kernels")) {
+      const auto& mk = j["matmul_kernels"];
+      const auto gemm = mk.value("gemm", nlohmann::json::object());
+      const auto gemv = mk.value("gemv", nlohmann::json::object());
+      MatmulProbeShape& s = r.matmul_shape;
+      s.gemm_rows = gemm.value("rows", int64_t{0});
+      s.gemm_cols = gemm.value("cols", int64_t{0});
+      s.gemm_tokens = gemm.value("tokens", int64_t{0});
+      s.gemv_cols = gemv.value("cols", int64_t{0});
+      s.gemv_bytes = gemv.value("min_weight_bytes", int64_t{0});
+      s.rounds = mk.value("rounds", 0);
+      for (const auto& t : mk.value("types", nlohmann::json::array())) {
+        auto dt = parse_dtype(t.value("weights", ""));
+        if (!dt) return error(source + ": matmul_kernels: " + dt.message());
+        const MatmulCeiling m{dt.value(), t.value("gemm_ops_per_s", 0.0), t.value("gemv_bytes_per_s", 0.0)};
+        if (!(m.gemm_ops_per_s > 0 && m.gemv_bytes_per_s > 0))
+          return error(source + ": matmul_kernels: " + std::string(dtype_name(m.weights)) +
+                       " lacks a positive gemm_ops_per_s or gemv_bytes_per_s");
+        r.matmul.push_back(m);
+      }
+    }
     r.seconds = j.value("seconds", 0.0);
     if (r.read_bw <= 0 || r.best_peak("f32") <= 0 || r.mem_total_bytes <= 0)
       return error(source + ": hwprobe file lacks the read bandwidth, an f32 peak or the memory size");
@@ -392,10 +457,14 @@ Hardware hardware_from_hwprobe(const HwprobeResult& r, const std::string& file) 
   h.peak[static_cast<int>(Compute::F32)] = r.best_peak("f32");
   h.peak[static_cast<int>(Compute::BF16)] = r.best_peak("bf16");
   h.peak[static_cast<int>(Compute::INT8)] = r.best_peak("int8");
-  h.source = "measured by tern hwprobe" + std::string(r.quick ? " --quick" : "") + " on " + r.date +
-             (file.empty() ? std::string() : " (" + file + ")") + ": read bandwidth of " +
-             std::to_string(r.threads) + " threads over " + binary(r.array_bytes) +
-             " arrays, peaks of the fastest path per type";
+  h.matmul_ceilings = r.matmul;
+  h.source =
+      "measured by tern hwprobe" + std::string(r.quick ? " --quick" : "") + " on " + r.date +
+      (file.empty() ? std::string() : " (" + file + ")") + ": read bandwidth of " +
+      std::to_string(r.threads) + " threads over " + binary(r.array_bytes) +
+      " arrays, peaks of the fastest path per type, " +
+      (r.matmul.empty() ? std::string("no matmul kernel ceilings (a file from an older tern hwprobe)")
+                        : "matmul kernel ceilings of " + std::to_string(r.matmul.size()) + " weight types");
   return h;
 }
 
@@ -435,6 +504,26 @@ std::string format_hwprobe(const HwprobeResult& r) {
   std::snprintf(buf, sizeof buf, "\nridge point (best f32 peak / read bandwidth): %.1f FLOP/byte\n",
                 f32 / r.read_bw);
   s += buf;
+  if (!r.matmul.empty()) {
+    const MatmulProbeShape& m = r.matmul_shape;
+    std::snprintf(
+        buf, sizeof buf,
+        "\ntern's matmul kernels (CPU backend, %d threads; ceilings of tern's code, not of the machine):\n"
+        "  GEMM: %lld x %lld weights, %lld tokens;  GEMV: 1 token over >= %s of weights;  best call of "
+        "%d rounds\n",
+        r.threads, static_cast<long long>(m.gemm_rows), static_cast<long long>(m.gemm_cols),
+        static_cast<long long>(m.gemm_tokens), binary(m.gemv_bytes).c_str(), m.rounds);
+    s += buf;
+    std::snprintf(buf, sizeof buf, "  %-8s %-14s %-14s %s\n", "weights", "GEMM", "GEMV",
+                  "GEMV / read bandwidth");
+    s += buf;
+    for (const MatmulCeiling& k : r.matmul) {
+      std::snprintf(buf, sizeof buf, "  %-8s %-14s %-14s %.0f%%\n",
+                    std::string(dtype_name(k.weights)).c_str(), human(k.gemm_ops_per_s, "OP/s").c_str(),
+                    human(k.gemv_bytes_per_s, "B/s").c_str(), 100 * k.gemv_bytes_per_s / r.read_bw);
+      s += buf;
+    }
+  }
   std::snprintf(buf, sizeof buf, "probe took %.1f s%s\n", r.seconds, r.quick ? " (--quick)" : "");
   s += buf;
   return s;

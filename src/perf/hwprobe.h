@@ -1,8 +1,9 @@
 // hwprobe: measures this machine for the roofline. Memory bandwidth the STREAM way (read, copy and triad over
 // arrays several times the last-level cache, all threads at once, best of several passes), peak FLOP/s of
 // each ISA path the CPU has (scalar, AVX2 FMA, AVX-512 FMA, AVX-512 BF16 dot, AVX-512 VNNI int8; chosen by
-// CPUID), and cores, caches and memory from sysfs and /proc. Results are saved as JSON so `tern estimate --hw
-// host` does not measure again each time.
+// CPUID), cores, caches and memory from sysfs and /proc, and the ceilings of tern's own CPU matmul per weight
+// type (perf/kernel_probe.h). Results are saved as JSON so `tern estimate --hw host` does not measure again
+// each time.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 
 #include "core/status.h"
 #include "perf/hardware.h"
+#include "perf/kernel_probe.h"
 
 namespace tern::perf {
 
@@ -32,6 +34,9 @@ struct PeakPath {
 struct HwprobeOptions {
   bool quick = false;  // about a second: smaller arrays, shorter loops (tests, first use of --hw host)
   int threads = 0;     // 0: every logical CPU this process may run on
+  // The matmul kernels' GEMM shape, when not the default (MatmulProbeShape): to see what the kernels reach
+  // on a model's own shapes. 0 keeps the default.
+  int64_t gemm_rows = 0, gemm_cols = 0, gemm_tokens = 0;
 };
 
 struct HwprobeResult {
@@ -53,6 +58,10 @@ struct HwprobeResult {
   double copy_bw = 0;
   double triad_bw = 0;
   std::vector<PeakPath> peaks;
+  // tern's CPU matmul per weight type, on `threads` threads, and the shapes it was measured at. Empty in a
+  // file written before hwprobe measured it; the estimator's kernels ceilings then fall back to the peaks.
+  MatmulProbeShape matmul_shape;
+  std::vector<MatmulCeiling> matmul;
   double seconds = 0;  // how long the probe took
 
   double best_peak(const std::string& dtype) const;  // all threads; 0 if no path of that type
@@ -68,7 +77,8 @@ Result<HwprobeResult> load_hwprobe(const std::string& path);
 std::string default_hwprobe_path();
 
 // The roofline hardware of a measurement: read bandwidth of all threads, the best f32 path as the f32 peak,
-// the BF16 and VNNI paths as the bf16 and int8 peaks, MemTotal as capacity.
+// the BF16 and VNNI paths as the bf16 and int8 peaks, MemTotal as capacity, and the matmul kernels'
+// ceilings when the file has them.
 Hardware hardware_from_hwprobe(const HwprobeResult& r, const std::string& file);
 
 std::string format_hwprobe(const HwprobeResult& r);

@@ -64,6 +64,7 @@ Result<ModelSpec> model_spec_from_preset(const std::string& key, const Hardware&
   const DType w = choice.weights.value_or(DType::F16);
   Precision p;
   p.weights = uniform_weight_bytes(w);
+  p.weight_types = uniform_weight_types(w);
   p.weights_dtype = w;
   p.weights_name = std::string(dtype_name(w));
   auto chosen = choose_precision(p, hw, choice);
@@ -85,12 +86,14 @@ Result<ModelSpec> model_spec_from_file(const std::string& path, const Hardware& 
   Precision p;
   if (choice.weights) {  // what the model would be after converting every matrix to this type
     p.weights = uniform_weight_bytes(*choice.weights);
+    p.weight_types = uniform_weight_types(*choice.weights);
     p.weights_dtype = *choice.weights;
     p.weights_name = std::string(dtype_name(*choice.weights));
   } else {
     auto sw = weight_bytes_from_store(f.config, f.weights);
     if (!sw) return error(path + ": " + sw.message());
     p.weights = sw->bytes;
+    p.weight_types = sw->types;
     p.weights_dtype = sw->dominant;
     p.weights_name = sw->name;
   }

@@ -24,7 +24,7 @@ struct PrecisionChoice {
   std::optional<Compute> matmul;
 };
 
-// Completes a Precision whose `weights`, `weights_name` and `weights_dtype` are set.
+// Completes a Precision whose `weights`, `weight_types`, `weights_name` and `weights_dtype` are set.
 Result<Precision> choose_precision(Precision p, const Hardware& hw, const PrecisionChoice& choice);
 
 Result<ModelSpec> model_spec_from_preset(const std::string& key, const Hardware& hw,

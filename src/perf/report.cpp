@@ -57,6 +57,27 @@ std::string num(double v) {
   return v >= 100 ? fmt("%.0f", v) : v >= 10 ? fmt("%.1f", v) : fmt("%.2f", v);
 }
 
+// The roof an op ran under: its compute type, or for a matmul bounded by its kernel's ceilings the weight
+// type whose kernel that is.
+std::string roof_name(const PhaseOp& o) {
+  return o.kernel_ceiling ? dtype_lower(o.weight_dtype) : compute_name(o.compute);
+}
+
+// The kernel ceilings of the weight types a model's matmuls use, as "q4_0 GEMM 170 GOP/s, GEMV 21.3 GB/s".
+std::string kernel_ceilings_line(const Estimate& e) {
+  std::vector<DType> used;
+  for (const PhaseOp& o : e.prefill.ops)
+    if (o.kernel_ceiling && std::find(used.begin(), used.end(), o.weight_dtype) == used.end())
+      used.push_back(o.weight_dtype);
+  std::string s;
+  for (DType t : used) {
+    const MatmulCeiling* k = e.hw.matmul_ceiling(t);
+    s += fmt("%s%s GEMM %s, GEMV %s", s.empty() ? "" : "; ", dtype_lower(t).c_str(),
+             rate(k->gemm_ops_per_s, "OP/s").c_str(), rate(k->gemv_bytes_per_s, "B/s").c_str());
+  }
+  return s;
+}
+
 std::string table(const Phase& ph) {
   double max_flops = 0, max_bytes = 0, max_time = 0;
   for (const PhaseOp& o : ph.ops) {
@@ -77,8 +98,8 @@ std::string table(const Phase& ph) {
   };
   for (const PhaseOp& o : ph.ops)
     row(o.name, std::to_string(o.repeat), o.flops, o.bytes_read, o.bytes_written,
-        o.flops > 0 ? num(o.intensity()) : "-", compute_name(o.compute),
-        o.memory_bound() ? "memory" : "compute", o.time_s);
+        o.flops > 0 ? num(o.intensity()) : "-", roof_name(o).c_str(), o.memory_bound() ? "memory" : "compute",
+        o.time_s);
   const StepTotals& t = ph.totals;
   row("total", "", t.flops, t.bytes_read, t.bytes_written, num(t.flops / t.bytes()), "", "", ph.time_s);
   return s;
@@ -133,6 +154,13 @@ std::string format_estimate(const Estimate& e) {
     s += fmt("; efficiencies: bandwidth %.0f%%, peak %.0f%%", 100 * e.options.mem_efficiency,
              100 * e.options.flop_efficiency);
   s += "\n            source: " + hw.source + "\n";
+  if (e.options.ceilings == Ceilings::Kernels) {
+    s += "ceilings    kernels: matmuls bounded by tern's CPU matmul on their weight type as tern hwprobe "
+         "measured it\n            (the roof column names the type), other ops by the hardware roofs";
+    if (const std::string k = kernel_ceilings_line(e); !k.empty()) s += "\n            " + k;
+    if (!e.ceilings_note.empty()) s += "\n            " + e.ceilings_note;
+    s += "\n";
+  }
   s += fmt("workload    batch %lld, prompt %lld tokens, output %lld tokens, %s attention",
            static_cast<long long>(w.batch), static_cast<long long>(w.prompt),
            static_cast<long long>(w.output), attention_kind_name(w.attention));
@@ -222,12 +250,18 @@ std::string estimate_to_json(const Estimate& e) {
   J peaks = J::object();
   for (Compute k : {Compute::F32, Compute::F16, Compute::BF16, Compute::INT8})
     if (e.hw.has(k)) peaks[compute_name(k)] = e.hw.peak_flops(k);
+  J kernels = J::array();
+  for (const MatmulCeiling& k : e.hw.matmul_ceilings)
+    kernels.push_back({{"weights", dtype_name(k.weights)},
+                       {"gemm_ops_per_s", k.gemm_ops_per_s},
+                       {"gemv_bytes_per_s", k.gemv_bytes_per_s}});
   j["hardware"] = {{"key", e.hw.key},
                    {"name", e.hw.name},
                    {"gpu", e.hw.gpu},
                    {"bandwidth_bytes_per_s", e.hw.mem_bandwidth},
                    {"memory_bytes", e.hw.mem_bytes},
                    {"peak_per_s", peaks},
+                   {"matmul_ceilings", kernels},
                    {"source", e.hw.source}};
   j["workload"] = {{"batch", w.batch},
                    {"prompt", w.prompt},
@@ -242,13 +276,16 @@ std::string estimate_to_json(const Estimate& e) {
                    {"embedding_matmul", w.assume.embedding_matmul},
                    {"flash_block", w.assume.flash_block},
                    {"mem_efficiency", e.options.mem_efficiency},
-                   {"flop_efficiency", e.options.flop_efficiency}};
+                   {"flop_efficiency", e.options.flop_efficiency},
+                   {"ceilings", ceilings_name(e.options.ceilings)},
+                   {"ceilings_note", e.ceilings_note}};
   auto phase = [](const Phase& ph) {
     J ops = J::array();
     for (const PhaseOp& o : ph.ops)
       ops.push_back({{"name", o.name},
                      {"class", op_class_name(o.cls)},
-                     {"roof", compute_name(o.compute)},
+                     {"roof", roof_name(o)},
+                     {"kernel_ceiling", o.kernel_ceiling},
                      {"repeat", o.repeat},
                      {"flops", o.flops},
                      {"bytes_read", o.bytes_read},

@@ -80,9 +80,12 @@ std::string roofline_svg(const Estimate& e) {
       p.perf = o.flops_per_s();
       p.name = o.name;
       p.decode = decode;
+      // A matmul under --ceilings kernels sits under its weight type's kernel ceilings, not a drawn roof.
+      const std::string roof = o.kernel_ceiling ? "tern " + dtype_lower(o.weight_dtype) + " matmul"
+                                                : std::string(compute_name(o.compute));
       p.tip = fmt("%s %s: %.4g GFLOP, %.4g MB moved, %.3g FLOP/B, %s-bound under the %s roof, %.4g ms",
                   decode ? "decode" : "prefill", o.name.c_str(), o.flops / 1e9, o.bytes() / 1e6, p.ai,
-                  o.memory_bound() ? "memory" : "compute", compute_name(o.compute), o.time_s * 1e3);
+                  o.memory_bound() ? "memory" : "compute", roof.c_str(), o.time_s * 1e3);
       pts.push_back(p);
     }
   }

@@ -1,5 +1,6 @@
 #include "perf/validate.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -9,13 +10,22 @@
 
 namespace tern::perf {
 
-double ValidationRow::prefill_error() const {
-  return measured && measured->prefill_tok_s > 0 ? predicted_prefill_tok_s / measured->prefill_tok_s - 1
-                                                 : NAN;
+namespace {
+
+double relative_error(double predicted, double measured) {
+  return measured > 0 && predicted > 0 ? predicted / measured - 1 : NAN;
 }
 
-double ValidationRow::decode_error() const {
-  return measured && measured->decode_tok_s > 0 ? predicted_decode_tok_s / measured->decode_tok_s - 1 : NAN;
+}  // namespace
+
+double ValidationRow::prefill_error(Ceilings c) const {
+  const std::optional<Prediction>& p = c == Ceilings::Kernels ? kernels : std::optional<Prediction>(peaks);
+  return measured && p ? relative_error(p->prefill_tok_s, measured->prefill_tok_s) : NAN;
+}
+
+double ValidationRow::decode_error(Ceilings c) const {
+  const std::optional<Prediction>& p = c == Ceilings::Kernels ? kernels : std::optional<Prediction>(peaks);
+  return measured && p ? relative_error(p->decode_tok_s, measured->decode_tok_s) : NAN;
 }
 
 Result<std::vector<ValidationRow>> run_validation(const std::vector<std::string>& models, const Hardware& hw,
@@ -36,15 +46,22 @@ Result<std::vector<ValidationRow>> run_validation(const std::vector<std::string>
       w.prompt = std::max<int64_t>(1, spec->config.max_seq_len / 2);
       w.output = std::max<int64_t>(2, spec->config.max_seq_len - w.prompt);
     }
-    auto e = estimate(spec.value(), hw, w);
-    if (!e) return error(path + ": " + e.message());
     ValidationRow r;
     r.model = path;
     r.weights = spec->precision.weights_name;
-    r.predicted_prefill_tok_s = e->prefill_tok_s;
-    r.predicted_decode_tok_s = e->decode_tok_s;
+    auto e = estimate(spec.value(), hw, w);
+    if (!e) return error(path + ": " + e.message());
+    r.peaks = {e->prefill_tok_s, e->decode_tok_s};
+    if (!hw.matmul_ceilings.empty()) {
+      EstimateOptions kernels;
+      kernels.ceilings = Ceilings::Kernels;
+      auto k = estimate(spec.value(), hw, w, kernels);
+      if (!k) return error(path + ": " + k.message());
+      r.kernels = Prediction{k->prefill_tok_s, k->decode_tok_s};
+      if (!k->ceilings_note.empty()) r.note = "kernels: " + k->ceilings_note + "; ";
+    }
     if (hw.llc_bytes > 0 && spec->weight_bytes < hw.llc_bytes)
-      r.note = "weights fit in the last-level cache, so DRAM bandwidth does not bound this model; ";
+      r.note += "weights fit in the last-level cache, so DRAM bandwidth does not bound this model; ";
     if (measure) {
       auto m = measure(path, bw);
       if (m)
@@ -52,6 +69,8 @@ Result<std::vector<ValidationRow>> run_validation(const std::vector<std::string>
       else
         r.note += "not measured: " + m.message();
     }
+    if (r.note.size() >= 2 && r.note.compare(r.note.size() - 2, 2, "; ") == 0)
+      r.note.resize(r.note.size() - 2);
     rows.push_back(r);
   }
   return rows;
@@ -62,12 +81,25 @@ std::string format_validation(const std::vector<ValidationRow>& rows, const Benc
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "roofline vs tern bench: batch 1, prompt %lld, output %lld, prefill chunks of %lld; "
-                "error = predicted / measured - 1 (targets: decode within %.0f%%, prefill within %.0f%%)\n\n",
+                "error = predicted / measured - 1 (targets: decode within %.0f%%, prefill within %.0f%%)\n",
                 static_cast<long long>(w.prompt), static_cast<long long>(w.output),
                 static_cast<long long>(w.prefill_chunk), 100 * kDecodeErrorTarget, 100 * kPrefillErrorTarget);
   s += buf;
-  std::snprintf(buf, sizeof buf, "%-48s %-10s %12s %12s %8s %12s %12s %8s\n", "model", "weights",
-                "prefill pred", "measured", "error", "decode pred", "measured", "error");
+  const bool any_kernels =
+      std::any_of(rows.begin(), rows.end(), [](const ValidationRow& r) { return r.kernels.has_value(); });
+  s +=
+      "predicted under two ceilings: peaks = the hardware's (read bandwidth, peak FLOP/s); kernels = each "
+      "matmul\nbounded by tern's own matmul on its weight type as tern hwprobe measured it, other ops by the "
+      "peaks\n";
+  if (!any_kernels)
+    s += "(no matmul kernel ceilings in the hardware: a hwprobe file from an older tern hwprobe lacks them; "
+         "run `tern hwprobe` again. The kernels columns are empty.)\n";
+  s += "\n";
+  std::snprintf(buf, sizeof buf, "%-40s %-10s %-44s  %s\n", "", "", "prefill tok/s", "decode tok/s");
+  s += buf;
+  std::snprintf(buf, sizeof buf, "%-40s %-10s %8s %8s %8s %8s %8s  %8s %8s %8s %8s %8s\n", "model", "weights",
+                "peaks", "kernels", "measured", "err pk", "err kn", "peaks", "kernels", "measured", "err pk",
+                "err kn");
   s += buf;
   auto cell = [](double v, const char* f) {
     char b[32];
@@ -75,27 +107,40 @@ std::string format_validation(const std::vector<ValidationRow>& rows, const Benc
     std::snprintf(b, sizeof b, f, v);
     return std::string(b);
   };
-  int ok = 0, measured = 0;
+  int measured = 0, ok_peaks = 0, ok_kernels = 0;
+  auto within = [](const ValidationRow& r, Ceilings c) {
+    return std::fabs(r.decode_error(c)) <= kDecodeErrorTarget &&
+           std::fabs(r.prefill_error(c)) <= kPrefillErrorTarget;
+  };
   for (const ValidationRow& r : rows) {
     const double mp = r.measured ? r.measured->prefill_tok_s : NAN,
                  md = r.measured ? r.measured->decode_tok_s : NAN;
-    std::string model = r.model.size() > 48 ? "..." + r.model.substr(r.model.size() - 45) : r.model;
-    std::snprintf(buf, sizeof buf, "%-48s %-10s %12s %12s %8s %12s %12s %8s\n", model.c_str(),
-                  r.weights.c_str(), cell(r.predicted_prefill_tok_s, "%.1f").c_str(),
-                  cell(mp, "%.1f").c_str(), cell(100 * r.prefill_error(), "%+.1f%%").c_str(),
-                  cell(r.predicted_decode_tok_s, "%.1f").c_str(), cell(md, "%.1f").c_str(),
-                  cell(100 * r.decode_error(), "%+.1f%%").c_str());
+    const double kp = r.kernels ? r.kernels->prefill_tok_s : NAN,
+                 kd = r.kernels ? r.kernels->decode_tok_s : NAN;
+    std::string model = r.model.size() > 40 ? "..." + r.model.substr(r.model.size() - 37) : r.model;
+    std::snprintf(buf, sizeof buf, "%-40s %-10s %8s %8s %8s %8s %8s  %8s %8s %8s %8s %8s\n", model.c_str(),
+                  r.weights.c_str(), cell(r.peaks.prefill_tok_s, "%.1f").c_str(), cell(kp, "%.1f").c_str(),
+                  cell(mp, "%.1f").c_str(), cell(100 * r.prefill_error(Ceilings::Peaks), "%+.1f%%").c_str(),
+                  cell(100 * r.prefill_error(Ceilings::Kernels), "%+.1f%%").c_str(),
+                  cell(r.peaks.decode_tok_s, "%.1f").c_str(), cell(kd, "%.1f").c_str(),
+                  cell(md, "%.1f").c_str(), cell(100 * r.decode_error(Ceilings::Peaks), "%+.1f%%").c_str(),
+                  cell(100 * r.decode_error(Ceilings::Kernels), "%+.1f%%").c_str());
     s += buf;
     if (!r.note.empty()) s += "  (" + r.note + ")\n";
     if (r.measured) {
       ++measured;
-      if (std::fabs(r.decode_error()) <= kDecodeErrorTarget &&
-          std::fabs(r.prefill_error()) <= kPrefillErrorTarget)
-        ++ok;
+      ok_peaks += within(r, Ceilings::Peaks);
+      ok_kernels += within(r, Ceilings::Kernels);
     }
   }
-  std::snprintf(buf, sizeof buf, "\n%d of %d measured models within both targets\n", ok, measured);
+  std::snprintf(buf, sizeof buf, "\npeaks:   %d of %d measured models within both targets\n", ok_peaks,
+                measured);
   s += buf;
+  if (any_kernels) {
+    std::snprintf(buf, sizeof buf, "kernels: %d of %d measured models within both targets\n", ok_kernels,
+                  measured);
+    s += buf;
+  }
   return s;
 }
 

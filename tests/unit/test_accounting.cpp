@@ -267,6 +267,58 @@ TEST(Accounting, WeightBytesOfAnF16File) {
   EXPECT_DOUBLE_EQ(sw->total_bytes, static_cast<double>(mf.value()->weights.total_bytes()));
 }
 
+// Each matmul carries its matrix's type (it picks the kernel ceiling the estimator bounds it by); the types
+// of a file are per role, the one with the most bytes where the layers differ.
+TEST(Accounting, MatmulsCarryTheirWeightType) {
+  ModelConfig c = tiny();
+  c.dim = 32;
+  c.hidden_dim = 64;
+  c.head_dim = 16;
+  Precision p = tiny_precision();
+  p.weight_types.ffn_down = DType::Q6_K;
+  p.weight_types.output = DType::Q8_0;
+  const auto ops = by_name(step_ops(c, p, tiny_shape()));
+  EXPECT_EQ(ops.at("ffn_down").weight_dtype, DType::Q6_K);
+  EXPECT_EQ(ops.at("output").weight_dtype, DType::Q8_0);
+  EXPECT_EQ(ops.at("attn_q").weight_dtype, DType::F16);
+  EXPECT_EQ(uniform_weight_types(DType::Q4_K).ffn_gate, DType::Q4_K);
+
+  // A store of the same shapes: attn_q Q8_0 in layer 0 and Q4_0 in layer 1 (Q8_0 has more bytes), the rest
+  // F32, norms F32, the classifier tied to a Q4_1 embedding table. Only names, shapes, types and sizes count.
+  WeightStore store;
+  auto add = [&](const std::string& name, DType t, std::vector<int64_t> shape) {
+    TensorView v;
+    v.name = name;
+    v.dtype = t;
+    v.shape = shape;
+    v.nbytes = row_bytes(t, static_cast<uint64_t>(shape.back())) * static_cast<size_t>(v.rows());
+    store.add(v);
+  };
+  const int64_t D = c.dim, H = c.hidden_dim, Q = c.q_dim(), KV = c.kv_dim();
+  add("token_embd.weight", DType::Q4_1, {c.vocab_size, D});
+  add("output_norm.weight", DType::F32, {D});
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    add(b + "attn_q.weight", l == 0 ? DType::Q8_0 : DType::Q4_0, {Q, D});
+    add(b + "attn_k.weight", DType::F32, {KV, D});
+    add(b + "attn_v.weight", DType::F32, {KV, D});
+    add(b + "attn_output.weight", DType::F32, {D, Q});
+    add(b + "ffn_gate.weight", DType::F32, {H, D});
+    add(b + "ffn_up.weight", DType::F32, {H, D});
+    add(b + "ffn_down.weight", DType::F32, {D, H});
+    add(b + "attn_norm.weight", DType::F32, {D});
+    add(b + "ffn_norm.weight", DType::F32, {D});
+  }
+  auto sw = weight_bytes_from_store(c, store);
+  ASSERT_TRUE(sw.ok()) << sw.message();
+  EXPECT_EQ(sw->types.attn_q, DType::Q8_0);
+  EXPECT_EQ(sw->types.ffn_down, DType::F32);
+  EXPECT_EQ(sw->types.token_embd, DType::Q4_1);
+  EXPECT_EQ(sw->types.output, DType::Q4_1);                // tied
+  EXPECT_DOUBLE_EQ(sw->bytes.attn_q, (34.0 + 18.0) / 64);  // a Q8_0 and a Q4_0 block per 64 elements
+  EXPECT_EQ(sw->dominant, DType::F32);
+}
+
 // Hugging Face folders with biases, GQA, tied and sharded weights: the per-matrix ratios still give back the
 // folder's exact tensor bytes.
 TEST(Accounting, WeightBytesOfHfFolders) {

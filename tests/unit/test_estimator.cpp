@@ -1,5 +1,6 @@
 // The roofline estimator (perf/estimator.h): classification and time per op, the reference workload and the
-// published estimator it is compared with, TPOT over the growing KV cache, memory and bad input.
+// published estimator it is compared with, TPOT over the growing KV cache, memory and bad input; the matmul
+// kernels' ceilings, and the validation table (perf/validate.h) under both ceilings.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 #include "perf/model_spec.h"
 #include "perf/report.h"
 #include "perf/svg.h"
+#include "perf/validate.h"
 #include "test_util.h"
 
 namespace {
@@ -310,6 +312,169 @@ TEST(Estimator, JsonAndSvg) {
   const std::string text = format_estimate(e.value());
   EXPECT_NE(text.find("TTFT                    815.44 ms"), std::string::npos) << text;
   EXPECT_NE(text.find("largest batch that fits"), std::string::npos);
+}
+
+// The toy machine with a ceiling for Q4_0 matmuls: tern's kernel reaches a quarter of the f32 peak (250 of
+// 1000 OP/s) and half the bandwidth (50 of 100 B/s).
+Hardware toy_hw_with_q4_0_kernel() {
+  Hardware h = toy_hw();
+  h.matmul_ceilings.push_back({DType::Q4_0, 250, 50});
+  return h;
+}
+
+TEST(Estimator, KernelCeilingBoundsAMatmulByItsMeasuredRates) {
+  const Hardware hw = toy_hw_with_q4_0_kernel();
+  const EstimateOptions kernels{1.0, 1.0, Ceilings::Kernels};
+  OpCost compute_op;  // 2000 OP over 10 B: peaks max(2000 / 1000, 10 / 100) = 2 s
+  compute_op.cls = OpClass::Matmul;
+  compute_op.weight_dtype = DType::Q4_0;
+  compute_op.flops = 2000;
+  compute_op.bytes_read = 10;
+  OpCost memory_op = compute_op;  // 50 OP over 100 B: peaks max(0.05, 1) = 1 s
+  memory_op.flops = 50;
+  memory_op.bytes_read = 100;
+  EXPECT_DOUBLE_EQ(step_time({compute_op}, hw), 2.0);
+  EXPECT_DOUBLE_EQ(step_time({memory_op}, hw), 1.0);
+  // Kernels: max(2000 / 250, 10 / 50) = 8 s, the peaks' time times 1000 / 250; max(50 / 250, 100 / 50) = 2 s,
+  // times 100 / 50.
+  EXPECT_DOUBLE_EQ(step_time({compute_op}, hw, kernels), 8.0);
+  EXPECT_DOUBLE_EQ(step_time({memory_op}, hw, kernels), 2.0);
+  // The efficiencies scale the kernel ceilings as they scale the peaks.
+  EXPECT_DOUBLE_EQ(step_time({memory_op}, hw, EstimateOptions{0.5, 1.0, Ceilings::Kernels}), 4.0);
+  // A matmul of a type without a ceiling, and every op that is not a matmul, keep the hardware roofs.
+  OpCost f16 = memory_op;
+  f16.weight_dtype = DType::F16;
+  OpCost norm = memory_op;
+  norm.cls = OpClass::Norm;
+  EXPECT_DOUBLE_EQ(step_time({f16}, hw, kernels), 1.0);
+  EXPECT_DOUBLE_EQ(step_time({norm}, hw, kernels), 1.0);
+}
+
+TEST(Estimator, KernelCeilingsInAWholeEstimate) {
+  const Hardware hw = toy_hw_with_q4_0_kernel();
+  const ModelSpec m = preset("stories15M", hw, DType::Q4_0);
+  Workload w;
+  w.prompt = 64;
+  w.output = 16;
+  auto peaks = estimate(m, hw, w);
+  auto kernels = estimate(m, hw, w, EstimateOptions{1.0, 1.0, Ceilings::Kernels});
+  ASSERT_TRUE(peaks.ok() && kernels.ok()) << peaks.message() << kernels.message();
+  EXPECT_EQ(kernels->ceilings_note, "");
+  // A decode matmul is memory-bound under both: its time doubles (100 / 50 B/s).
+  const PhaseOp &pk = op(peaks->decode, "ffn_up"), &kn = op(kernels->decode, "ffn_up");
+  ASSERT_TRUE(pk.memory_bound() && kn.memory_bound());
+  EXPECT_FALSE(pk.kernel_ceiling);
+  EXPECT_TRUE(kn.kernel_ceiling);
+  EXPECT_EQ(kn.weight_dtype, DType::Q4_0);
+  EXPECT_DOUBLE_EQ(kn.time_s, 2 * pk.time_s);
+  // A prefill matmul of 64 rows is compute-bound under both: four times (1000 / 250 OP/s).
+  ASSERT_FALSE(op(peaks->prefill, "ffn_up").memory_bound());
+  ASSERT_FALSE(op(kernels->prefill, "ffn_up").memory_bound());
+  EXPECT_DOUBLE_EQ(op(kernels->prefill, "ffn_up").time_s, 4 * op(peaks->prefill, "ffn_up").time_s);
+  // Ops other than matmuls are untouched.
+  EXPECT_DOUBLE_EQ(op(kernels->decode, "attn_norm").time_s, op(peaks->decode, "attn_norm").time_s);
+  EXPECT_DOUBLE_EQ(op(kernels->prefill, "attention").time_s, op(peaks->prefill, "attention").time_s);
+  // The report names the kernel ceiling in the roof column and says what bounded the matmuls.
+  const std::string text = format_estimate(kernels.value());
+  EXPECT_NE(text.find("ceilings    kernels"), std::string::npos) << text;
+  EXPECT_NE(text.find("q4_0 GEMM 250 OP/s, GEMV 50 B/s"), std::string::npos) << text;
+  EXPECT_NE(text.find(" q4_0 memory"), std::string::npos) << text;
+  const auto j = nlohmann::json::parse(estimate_to_json(kernels.value()));
+  EXPECT_EQ(j["workload"]["ceilings"], "kernels");
+  EXPECT_EQ(j["hardware"]["matmul_ceilings"][0]["weights"], "Q4_0");
+}
+
+TEST(Estimator, KernelCeilingsFallBackToThePeaksAndSaySo) {
+  // Q8_0 weights where only Q4_0 was measured: those matmuls keep the peaks, and the note names the type.
+  const Hardware hw = toy_hw_with_q4_0_kernel();
+  Workload w;
+  w.prompt = 64;
+  w.output = 16;
+  const EstimateOptions kernels{1.0, 1.0, Ceilings::Kernels};
+  const ModelSpec q8 = preset("stories15M", hw, DType::Q8_0);
+  auto e = estimate(q8, hw, w, kernels);
+  ASSERT_TRUE(e.ok()) << e.message();
+  EXPECT_DOUBLE_EQ(e->ttft_s, estimate(q8, hw, w)->ttft_s);
+  EXPECT_NE(e->ceilings_note.find("no kernel ceiling measured for Q8_0"), std::string::npos)
+      << e->ceilings_note;
+  // Hardware without any ceilings (a preset, or an older hwprobe file): the plain roofline, said so.
+  const Hardware bare = toy_hw();
+  const ModelSpec q4 = preset("stories15M", bare, DType::Q4_0);
+  auto b = estimate(q4, bare, w, kernels);
+  ASSERT_TRUE(b.ok()) << b.message();
+  EXPECT_DOUBLE_EQ(b->tpot_s, estimate(q4, bare, w)->tpot_s);
+  EXPECT_NE(b->ceilings_note.find("no kernel ceilings for toy"), std::string::npos) << b->ceilings_note;
+  EXPECT_NE(format_estimate(b.value()).find(b->ceilings_note), std::string::npos);
+  // The peaks need no ceilings and say nothing.
+  EXPECT_EQ(estimate(q4, bare, w)->ceilings_note, "");
+  EXPECT_EQ(parse_ceilings("kernels"), Ceilings::Kernels);
+  EXPECT_EQ(parse_ceilings("peaks"), Ceilings::Peaks);
+  EXPECT_FALSE(parse_ceilings("hardware"));
+}
+
+TEST(EstimatorValidation, TablePrintsBothPredictionsWithTheirErrors) {
+  ValidationRow a;  // the kernels prediction within both targets, the peaks one not
+  a.model = "a.gguf";
+  a.weights = "Q4_0";
+  a.peaks = {200, 60};
+  a.kernels = Prediction{110, 55};
+  a.measured = Measured{100, 50};
+  ValidationRow b;  // measured, no kernels prediction
+  b.model = "b.gguf";
+  b.weights = "F16";
+  b.peaks = {300, 40};
+  b.measured = Measured{200, 40};
+  EXPECT_DOUBLE_EQ(a.prefill_error(Ceilings::Peaks), 1.0);
+  EXPECT_NEAR(a.prefill_error(Ceilings::Kernels), 0.1, 1e-12);
+  EXPECT_NEAR(a.decode_error(Ceilings::Peaks), 0.2, 1e-12);
+  EXPECT_NEAR(a.decode_error(Ceilings::Kernels), 0.1, 1e-12);
+  EXPECT_TRUE(std::isnan(b.decode_error(Ceilings::Kernels)));
+  const std::string t = format_validation({a, b}, BenchWorkload{});
+  EXPECT_NE(t.find("roofline vs tern bench"), std::string::npos) << t;
+  EXPECT_NE(t.find("peaks  kernels measured   err pk   err kn"), std::string::npos) << t;
+  // Row a: prefill 200 / 110 / 100 (+100%, +10%), decode 60 / 55 / 50 (+20%, +10%).
+  EXPECT_NE(t.find("200.0    110.0    100.0  +100.0%   +10.0%      60.0     55.0     50.0   +20.0%   +10.0%"),
+            std::string::npos)
+      << t;
+  // Row b: "-" where there is no kernels prediction.
+  EXPECT_NE(t.find("300.0        -    200.0   +50.0%        -      40.0        -     40.0    +0.0%        -"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("peaks:   0 of 2 measured models within both targets"), std::string::npos) << t;
+  EXPECT_NE(t.find("kernels: 1 of 2 measured models within both targets"), std::string::npos) << t;
+  // No row with kernel ceilings: the table says why its kernels columns are empty.
+  const std::string none = format_validation({b}, BenchWorkload{});
+  EXPECT_NE(none.find("no matmul kernel ceilings"), std::string::npos) << none;
+  EXPECT_EQ(none.find("kernels: "), std::string::npos) << none;
+}
+
+TEST(EstimatorValidation, RunsBothCeilingsOnAFile) {
+  TERN_REQUIRE_SHARED(path, "models/stories260K/stories260K.gguf");
+  Hardware hw = toy_hw();
+  hw.mem_bandwidth = 1e10;
+  hw.peak[static_cast<int>(Compute::F32)] = 1e11;
+  hw.matmul_ceilings.push_back({DType::F32, 2.5e10, 5e9});  // a quarter of the peak, half the bandwidth
+  BenchWorkload w;
+  w.prompt = 32;
+  w.output = 8;
+  int calls = 0;
+  auto rows =
+      run_validation({path}, hw, w, [&](const std::string&, const BenchWorkload&) -> Result<Measured> {
+        ++calls;
+        return Measured{1000, 100};
+      });
+  ASSERT_TRUE(rows.ok()) << rows.message();
+  ASSERT_EQ(rows->size(), 1u);
+  const ValidationRow& r = rows->front();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(r.weights, "F32");
+  ASSERT_TRUE(r.kernels.has_value());
+  // Slower ceilings for the matmuls only: slower predictions, but not by more than the matmuls' factors.
+  EXPECT_LT(r.kernels->prefill_tok_s, r.peaks.prefill_tok_s);
+  EXPECT_GT(r.kernels->prefill_tok_s, r.peaks.prefill_tok_s / 4);
+  EXPECT_LT(r.kernels->decode_tok_s, r.peaks.decode_tok_s);
+  EXPECT_GT(r.kernels->decode_tok_s, r.peaks.decode_tok_s / 2);
+  EXPECT_EQ(r.note, "");
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 // hwprobe (perf/hwprobe.h) in its --quick mode: plausible figures, the JSON round trip, and the host
-// Hardware built from it.
+// Hardware built from it; the matmul kernels' section of the file, and files written before it existed.
 #include <gtest/gtest.h>
 
+#include "perf/estimator.h"
 #include "perf/hwprobe.h"
+#include "perf/model_spec.h"
 #include "test_util.h"
 
 namespace {
@@ -38,6 +40,17 @@ TEST(Hwprobe, QuickProbeIsPlausible) {
     EXPECT_GT(p.all_threads, 0) << p.path;
   }
   EXPECT_GT(r.best_peak("f32"), 0);
+  // tern's matmul on every probed type the CPU backend has (F32 on any machine). Only sanity bounds: the
+  // figures depend on the machine and its load.
+  ASSERT_FALSE(r.matmul.empty());
+  EXPECT_EQ(r.matmul.front().weights, tern::DType::F32);
+  for (const MatmulCeiling& m : r.matmul) {
+    EXPECT_GT(m.gemm_ops_per_s, 1e6) << tern::dtype_name(m.weights);
+    EXPECT_LT(m.gemm_ops_per_s, 1e16) << tern::dtype_name(m.weights);
+    EXPECT_GT(m.gemv_bytes_per_s, 1e6) << tern::dtype_name(m.weights);
+    EXPECT_LT(m.gemv_bytes_per_s, 1e13) << tern::dtype_name(m.weights);
+  }
+  EXPECT_GT(r.matmul_shape.gemv_bytes, 0);
   EXPECT_LT(r.seconds, 30);
 }
 
@@ -50,6 +63,14 @@ TEST(Hwprobe, JsonRoundTripAndHardware) {
   EXPECT_DOUBLE_EQ(back->read_bw, r.read_bw);
   ASSERT_EQ(back->peaks.size(), r.peaks.size());
   EXPECT_DOUBLE_EQ(back->peaks.back().all_threads, r.peaks.back().all_threads);
+  ASSERT_EQ(back->matmul.size(), r.matmul.size());
+  for (size_t i = 0; i < r.matmul.size(); ++i) {
+    EXPECT_EQ(back->matmul[i].weights, r.matmul[i].weights);
+    EXPECT_DOUBLE_EQ(back->matmul[i].gemm_ops_per_s, r.matmul[i].gemm_ops_per_s);
+    EXPECT_DOUBLE_EQ(back->matmul[i].gemv_bytes_per_s, r.matmul[i].gemv_bytes_per_s);
+  }
+  EXPECT_EQ(back->matmul_shape.gemm_tokens, r.matmul_shape.gemm_tokens);
+  EXPECT_EQ(back->matmul_shape.gemv_bytes, r.matmul_shape.gemv_bytes);
 
   const std::string path = tern_test::temp_dir() + "/sub/dir/hwprobe.json";
   ASSERT_TRUE(save_hwprobe(r, path).ok());
@@ -63,7 +84,87 @@ TEST(Hwprobe, JsonRoundTripAndHardware) {
   EXPECT_DOUBLE_EQ(hw.peak_flops(Compute::F32), r.best_peak("f32"));
   EXPECT_EQ(hw.has(Compute::INT8), r.best_peak("int8") > 0);
   EXPECT_NE(hw.source.find(path), std::string::npos);
-  EXPECT_NE(format_hwprobe(r).find("ridge point"), std::string::npos);
+  EXPECT_EQ(hw.matmul_ceilings.size(), r.matmul.size());
+  ASSERT_NE(hw.matmul_ceiling(tern::DType::F32), nullptr);
+  EXPECT_EQ(hw.matmul_ceiling(tern::DType::Q5_1), nullptr);  // not probed
+  const std::string text = format_hwprobe(r);
+  EXPECT_NE(text.find("ridge point"), std::string::npos);
+  EXPECT_NE(text.find("tern's matmul kernels"), std::string::npos) << text;
+}
+
+// A file with the bandwidth and peaks of a machine and, when `matmul` is given, the matmul_kernels section.
+std::string hwprobe_text(const std::string& matmul) {
+  return R"({"tern_hwprobe": 1, "date": "2025-01-01T00:00:00Z", "cpu": "Test CPU", "threads": 2,
+    "mem_total_bytes": 25000000000, "bandwidth": {"read_bytes_per_s": 40e9},
+    "peaks": [{"path": "avx512_fma_f32", "dtype": "f32", "all_threads_per_s": 200e9},
+              {"path": "avx512_vnni_int8", "dtype": "int8", "all_threads_per_s": 800e9}])" +
+         (matmul.empty() ? std::string() : ", " + matmul) + "}";
+}
+
+TEST(Hwprobe, ParsesTheMatmulKernelsSection) {
+  auto r = hwprobe_from_json(hwprobe_text(R"("matmul_kernels": {"backend": "cpu", "threads": 2, "rounds": 10,
+      "gemm": {"rows": 1024, "cols": 2048, "tokens": 128},
+      "gemv": {"cols": 2048, "min_weight_bytes": 268435456},
+      "types": [{"weights": "Q4_0", "gemm_ops_per_s": 400e9, "gemv_bytes_per_s": 20e9},
+                {"weights": "F16", "gemm_ops_per_s": 90e9, "gemv_bytes_per_s": 30e9}]})"),
+                             "new.json");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->matmul_shape.gemm_rows, 1024);
+  EXPECT_EQ(r->matmul_shape.gemm_tokens, 128);
+  EXPECT_EQ(r->matmul_shape.gemv_bytes, 268435456);
+  EXPECT_EQ(r->matmul_shape.rounds, 10);
+  const Hardware hw = hardware_from_hwprobe(r.value(), "new.json");
+  ASSERT_NE(hw.matmul_ceiling(tern::DType::Q4_0), nullptr);
+  EXPECT_DOUBLE_EQ(hw.matmul_ceiling(tern::DType::Q4_0)->gemm_ops_per_s, 400e9);
+  EXPECT_DOUBLE_EQ(hw.matmul_ceiling(tern::DType::Q4_0)->gemv_bytes_per_s, 20e9);
+  EXPECT_DOUBLE_EQ(hw.matmul_ceiling(tern::DType::F16)->gemm_ops_per_s, 90e9);
+  EXPECT_EQ(hw.matmul_ceiling(tern::DType::Q8_0), nullptr);
+  EXPECT_NE(hw.source.find("matmul kernel ceilings of 2 weight types"), std::string::npos) << hw.source;
+  // The peaks are the hardware's whatever the kernels reach.
+  EXPECT_DOUBLE_EQ(hw.peak_flops(Compute::INT8), 800e9);
+  EXPECT_DOUBLE_EQ(hw.mem_bandwidth, 40e9);
+
+  // A section that names an unknown type or lacks a rate is an error naming the file.
+  const std::string bad_type =
+      hwprobe_from_json(hwprobe_text(R"("matmul_kernels": {"types": [{"weights": "Q9_9", "gemm_ops_per_s": 1,
+                                          "gemv_bytes_per_s": 1}]})"),
+                        "bad.json")
+          .message();
+  EXPECT_NE(bad_type.find("bad.json: matmul_kernels: unknown type 'Q9_9'"), std::string::npos) << bad_type;
+  const std::string no_rate =
+      hwprobe_from_json(
+          hwprobe_text(R"("matmul_kernels": {"types": [{"weights": "Q8_0", "gemm_ops_per_s": 1}]})"),
+          "bad.json")
+          .message();
+  EXPECT_NE(no_rate.find("Q8_0 lacks a positive"), std::string::npos) << no_rate;
+}
+
+TEST(Hwprobe, AFileWithoutTheMatmulKernelsStillLoads) {
+  // Written before hwprobe measured the kernels: it loads, the host hardware has no ceilings, and an
+  // estimate with the kernels ceilings is the plain roofline, saying so.
+  auto r = hwprobe_from_json(hwprobe_text(""), "old.json");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_TRUE(r->matmul.empty());
+  const Hardware hw = hardware_from_hwprobe(r.value(), "old.json");
+  EXPECT_TRUE(hw.matmul_ceilings.empty());
+  EXPECT_NE(hw.source.find("no matmul kernel ceilings (a file from an older tern hwprobe)"),
+            std::string::npos)
+      << hw.source;
+  auto m = model_spec_from_preset("stories15M", hw, PrecisionChoice{tern::DType::Q4_0, {}, {}, {}});
+  ASSERT_TRUE(m.ok()) << m.message();
+  Workload w;
+  w.prompt = 64;
+  w.output = 16;
+  auto peaks = estimate(m.value(), hw, w);
+  auto kernels = estimate(m.value(), hw, w, EstimateOptions{1.0, 1.0, Ceilings::Kernels});
+  ASSERT_TRUE(peaks.ok() && kernels.ok()) << peaks.message() << kernels.message();
+  EXPECT_DOUBLE_EQ(kernels->ttft_s, peaks->ttft_s);
+  EXPECT_DOUBLE_EQ(kernels->tpot_s, peaks->tpot_s);
+  EXPECT_NE(kernels->ceilings_note.find("no kernel ceilings for host"), std::string::npos)
+      << kernels->ceilings_note;
+  EXPECT_EQ(format_hwprobe(r.value()).find("tern's matmul kernels"), std::string::npos);
+  // Saving it again writes no empty section.
+  EXPECT_EQ(hwprobe_to_json(r.value()).find("matmul_kernels"), std::string::npos);
 }
 
 TEST(Hwprobe, BadFiles) {

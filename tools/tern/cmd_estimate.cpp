@@ -210,8 +210,13 @@ int cmd_estimate(const Args& a) {
   EstimateOptions opts;
   opts.mem_efficiency = a.number("mem-eff");
   opts.flop_efficiency = a.number("flop-eff");
+  auto ceilings = parse_ceilings(a.str("ceilings"));
+  if (!ceilings)
+    return fail("estimate", "--ceilings: unknown '" + a.str("ceilings") + "' (valid: peaks, kernels)");
+  opts.ceilings = *ceilings;
   auto e = estimate(spec.value(), hw.value(), w, opts);
   if (!e) return fail("estimate", e.message());
+  if (!e->ceilings_note.empty()) std::fprintf(stderr, "tern estimate: %s\n", e->ceilings_note.c_str());
 
   if (a.has("svg")) {
     std::ofstream f(a.str("svg"), std::ios::trunc);

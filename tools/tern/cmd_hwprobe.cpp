@@ -11,6 +11,18 @@ int cmd_hwprobe(const Args& a) {
   opts.quick = a.flag("quick");
   opts.threads = static_cast<int>(a.integer("threads"));
   if (opts.threads < 0) return fail("hwprobe", "--threads must be 0 (all) or positive");
+  if (a.has("gemm-shape")) {
+    long long rows = 0, cols = 0, tokens = 0;
+    char end = 0;
+    if (std::sscanf(a.str("gemm-shape").c_str(), "%lldx%lldx%lld%c", &rows, &cols, &tokens, &end) != 3 ||
+        rows < 1 || cols < 1 || tokens < 1)
+      return fail("hwprobe",
+                  "--gemm-shape: expected ROWSxCOLSxTOKENS of positive numbers, e.g. 1024x2048x128 (got '" +
+                      a.str("gemm-shape") + "')");
+    opts.gemm_rows = rows;
+    opts.gemm_cols = cols;
+    opts.gemm_tokens = tokens;
+  }
   auto r = perf::run_hwprobe(opts);
   if (!r) return fail("hwprobe", r.message());
   const std::string path = a.has("output") ? a.str("output") : perf::default_hwprobe_path();

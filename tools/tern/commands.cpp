@@ -198,10 +198,13 @@ const std::vector<CommandSpec>& commands() {
            {"flash-block", 0, K::Int, "N", "128", "query rows per flash-attention tile (K/V streamed once per tile)"},
            {"mem-eff", 0, K::Float, "F", "1.0", "fraction of the memory bandwidth reached"},
            {"flop-eff", 0, K::Float, "F", "1.0", "fraction of the peak FLOP/s reached"},
+           {"ceilings", 0, K::String, "KIND", "peaks", "what bounds the matmuls: peaks (the hardware's) or kernels "
+                                                      "(tern's matmul per weight type, as tern hwprobe measured it)"},
            {"json", 0, K::Bool, "", "", "print JSON instead of the text report"},
            {"svg", 0, K::String, "FILE", "", "also write the roofline chart as SVG"},
            {"list", 0, K::Bool, "", "", "list model and hardware presets with their sources"},
-           {"validate", 0, K::Bool, "", "", "predicted vs `tern bench` prefill and decode tok/s for model files here"},
+           {"validate", 0, K::Bool, "", "", "predicted (under both ceilings) vs `tern bench` prefill and decode "
+                                             "tok/s for model files here"},
            {"validate-models", 0, K::String, "FILES", "", "comma-separated model files for --validate"},
            {"bench-args", 0, K::String, "ARGS", "-m {model} -p {prompt} -n {output} --json",
             "arguments of `tern bench` for --validate ({model}, {prompt}, {output} are filled in)"},
@@ -210,10 +213,13 @@ const std::vector<CommandSpec>& commands() {
       {"hwprobe",
        "Measure this machine for the roofline: memory bandwidth (read, copy, triad; all threads), peak FLOP/s\n"
        "of each ISA path the CPU has (scalar, AVX2 FMA, AVX-512 FMA, AVX-512 BF16, AVX-512 VNNI int8), cores and\n"
-       "caches. Saves the results as JSON for `tern estimate --hw host`.",
+       "caches, and the ceilings of tern's own CPU matmul per weight type (GEMM ops/s, streaming GEMV GB/s;\n"
+       "for `tern estimate --ceilings kernels`). Saves the results as JSON for `tern estimate --hw host`.",
        {
-           {"quick", 0, K::Bool, "", "", "about a second: smaller arrays and shorter loops"},
+           {"quick", 0, K::Bool, "", "", "a second or two: smaller arrays, shorter loops, smaller matmuls"},
            {"threads", 't', K::Int, "N", "0", "threads to measure with; 0 = every logical CPU"},
+           {"gemm-shape", 0, K::String, "RxCxT", "", "the matmul kernels' GEMM: R x C weights, T tokens (default "
+                                                    "1024x2048x128; types whose blocks do not divide C are left out)"},
            {"output", 'o', K::String, "FILE", "", "where to save (default ~/.cache/tern/hwprobe.json)"},
            {"no-save", 0, K::Bool, "", "", "do not save the results"},
            {"json", 0, K::Bool, "", "", "print the JSON instead of the text report"},
