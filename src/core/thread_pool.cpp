@@ -22,6 +22,7 @@ inline void cpu_relax() {
 #endif
 }
 
+constexpr int64_t kUnitsPerThread = 64;  // claims per thread when n allows: the tail a thread may wait for
 constexpr int kSpinIterations = 1 << 14;  // ~tens of microseconds before sleeping
 constexpr int kPureSpin = 1 << 10;        // after this many pauses, spin with sched_yield instead
 
@@ -48,7 +49,8 @@ int physical_core_count() {
   return hc > 0 ? static_cast<int>(hc) : 1;
 }
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads > 0 ? n_threads : physical_core_count()) {
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(n_threads > 0 ? n_threads : physical_core_count()), runs_(static_cast<size_t>(n_threads_)) {
   workers_.reserve(static_cast<size_t>(n_threads_ - 1));
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_main(i); });
 }
@@ -63,17 +65,33 @@ ThreadPool::~ThreadPool() {
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::work(int id, uint64_t generation) {
-  for (;;) {
-    uint64_t cur = work_.load(std::memory_order_acquire);
-    const uint64_t n_chunks = (cur >> 16) & 0xFFFF, idx = cur & 0xFFFF;
-    if ((cur >> 32) != (generation & 0xFFFFFFFF) || idx >= n_chunks) return;
-    if (!work_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel)) continue;
-    // Claimed chunk idx of a live job: the caller waits for it, so fn_, ctx_ and n_ stay put.
-    const int64_t nc = static_cast<int64_t>(n_chunks), i = static_cast<int64_t>(idx);
-    const int64_t base = n_ / nc, extra = n_ % nc;
-    const int64_t begin = i * base + std::min(i, extra);
-    const int64_t end = begin + base + (i < extra ? 1 : 0);
+bool ThreadPool::claim(int id, int64_t& unit) {
+  for (int k = 0; k < n_threads_; ++k) {
+    const int v = (id + k) % n_threads_;
+    std::atomic<uint64_t>& r = runs_[static_cast<size_t>(v)].range;
+    uint64_t cur = r.load(std::memory_order_acquire);
+    for (;;) {
+      const uint64_t b = cur & 0xFFFFFFFF, e = cur >> 32;
+      if (b >= e) break;
+      // The owner takes its next unit; anyone else the last one, so that the owner's stream is not cut.
+      const uint64_t next = k == 0 ? cur + 1 : ((e - 1) << 32) | b;
+      if (r.compare_exchange_weak(cur, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        unit = static_cast<int64_t>(k == 0 ? b : e - 1);
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+void ThreadPool::work(int id) {
+  int64_t u = 0;
+  while (claim(id, u)) {
+    // A unit was claimed from a live job (a run is refilled only after the previous job's units are all
+    // done, and the job's fields are written before the runs), so fn_, ctx_, n_ and n_units_ are that job's.
+    const int64_t base = n_ / n_units_, extra = n_ % n_units_;
+    const int64_t begin = u * base + std::min(u, extra);
+    const int64_t end = begin + base + (u < extra ? 1 : 0);
     if (begin < end) fn_(ctx_, begin, end, id);
     done_.fetch_add(1, std::memory_order_acq_rel);
   }
@@ -94,7 +112,7 @@ void ThreadPool::worker_main(int id) {
     }
     seen = g;
     if (stop_.load()) return;
-    work(id, g);
+    work(id);
   }
 }
 
@@ -107,10 +125,14 @@ void ThreadPool::run(int64_t n, RawFn fn, void* ctx) {
   fn_ = fn;
   ctx_ = ctx;
   n_ = n;
-  const int64_t n_chunks = std::min<int64_t>({n, static_cast<int64_t>(n_threads_) * 4, 0xFFFF});
+  const int64_t units = std::min<int64_t>(n, static_cast<int64_t>(n_threads_) * kUnitsPerThread);
+  n_units_ = units;
   done_.store(0, std::memory_order_relaxed);
+  for (int t = 0; t < n_threads_; ++t) {
+    const uint64_t b = static_cast<uint64_t>(units * t / n_threads_), e = static_cast<uint64_t>(units * (t + 1) / n_threads_);
+    runs_[static_cast<size_t>(t)].range.store((e << 32) | b, std::memory_order_release);
+  }
   const uint64_t g = ++job_;
-  work_.store(((g & 0xFFFFFFFF) << 32) | (static_cast<uint64_t>(n_chunks) << 16), std::memory_order_release);
   {
     // Publishing under the mutex means a worker that checked the generation and is about to wait cannot
     // miss the notification.
@@ -118,8 +140,8 @@ void ThreadPool::run(int64_t n, RawFn fn, void* ctx) {
     generation_.store(g, std::memory_order_release);
   }
   cv_.notify_all();
-  work(0, g);
-  for (int spin = 0; done_.load(std::memory_order_acquire) != n_chunks; ++spin) spin_step(spin);
+  work(0);
+  for (int spin = 0; done_.load(std::memory_order_acquire) != units; ++spin) spin_step(spin);
 }
 
 }  // namespace tern

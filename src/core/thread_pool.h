@@ -2,9 +2,12 @@
 // Workers are created once and live as long as the pool; between jobs they spin briefly (a decode step
 // issues hundreds of small jobs per token, and waking a sleeping thread costs more than most of them take),
 // then sleep on a condition variable. The calling thread takes part in every job as thread 0.
-// A job's range is cut into a few contiguous chunks per thread that threads claim as they go (one atomic
-// word holds the job's generation, chunk count and next chunk), so when the machine is busy and a worker is
-// descheduled, the others take its share instead of waiting for it.
+// A job's range is cut into units (up to 64 per thread), and each thread starts with a contiguous run of
+// them that it claims one at a time from the front, so that it streams through memory in order (a decode
+// step's matrix-vector products are bound by how well the prefetchers follow that stream). A thread whose
+// run is empty takes units from the back of another's; when the machine is busy and a worker is descheduled,
+// the others take its share instead of waiting for it, and at the end of a job no thread waits for more than
+// one unit of another's.
 #pragma once
 
 #include <atomic>
@@ -31,7 +34,7 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Splits [0, n) into contiguous chunks (at most a few per thread) and calls fn(begin, end, thread_id) for
+  // Splits [0, n) into contiguous chunks (at most 64 per thread) and calls fn(begin, end, thread_id) for
   // each, thread_id in [0, size()), each chunk exactly once; returns when all are done. One thread may run
   // several chunks, one after another. fn must not call parallel_for on the same pool.
   // fn is passed by reference through a plain function pointer (no std::function): a call allocates nothing.
@@ -47,21 +50,28 @@ class ThreadPool {
 
  private:
   void worker_main(int id);
-  void work(int id, uint64_t generation);
+  void work(int id);
+  bool claim(int id, int64_t& unit);  // the front of id's own run, else the back of another's
 
   int n_threads_ = 1;
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<uint64_t> generation_{0};  // bumped once per job; workers wait for it to change
-  std::atomic<uint64_t> work_{0};        // (generation << 32) | (n_chunks << 16) | next chunk
-  std::atomic<int64_t> done_{0};         // chunks of the current job finished
+  // Each thread's run of unclaimed units, (end << 32) | begin, on a cache line of its own: its owner claims
+  // from the front, others from the back.
+  struct alignas(64) Run {
+    std::atomic<uint64_t> range{0};
+  };
+  std::vector<Run> runs_;
+  std::atomic<int64_t> done_{0};  // units of the current job finished
   std::atomic<bool> stop_{false};
   uint64_t job_ = 0;                     // the caller's generation counter
   // The current job; stable while any of its chunks is outstanding.
   RawFn fn_ = nullptr;
   void* ctx_ = nullptr;
   int64_t n_ = 0;
+  int64_t n_units_ = 0;
 };
 
 }  // namespace tern
