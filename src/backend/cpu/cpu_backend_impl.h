@@ -15,6 +15,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/qgemm.h"
+#include "core/huge_arena.h"
 #include "core/thread_pool.h"
 
 namespace tern::cpu {
@@ -110,14 +111,12 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   const Kernels& k_;
   bool avx512_;  // the packed integer GEMM and the float GEMM are available (AVX-512 VNNI)
-  struct alignas(64) Line {
-    uint8_t b[64];
-  };  // packed tensors start on a cache line
   struct alignas(64) Vec16 {
     float f[16];
   };
   std::vector<std::vector<Vec16>> fscratch_;  // per thread: the float GEMM's parked accumulators
-  std::unordered_map<const void*, std::vector<Line>> packed_;
+  HugePageArena packed_arena_;                                // the repacked weights' memory
+  std::unordered_map<const void*, const uint8_t*> packed_;  // original data -> its repacked copy
   PrepareStats prep_;  // repacking done so far
   ActBuffer act_[3];   // activations of up to three weights of one call (q, k, v)
   Attention attn_;

@@ -3,6 +3,7 @@
 // rows can be computed by any thread: matmul spreads all rows over the pool, the fused ops (cpu_fused.cpp)
 // compute rows of several weights in one job and finish each range (bias, RoPE, SiLU) while it is in cache.
 #include <algorithm>
+#include <new>
 
 #include "backend/cpu/cpu_backend_impl.h"
 #include "backend/cpu/fgemm.h"
@@ -136,14 +137,15 @@ void CpuBackend::matmul(const TensorView& w, const float* x, int n_tokens, float
 
 const uint8_t* CpuBackend::packed_weights(const TensorView& w) {
   auto it = packed_.find(w.data);
-  if (it != packed_.end()) return reinterpret_cast<const uint8_t*>(it->second.data());
-  std::vector<Line>& buf = packed_[w.data];
+  if (it != packed_.end()) return it->second;
   const int64_t n_rows = w.rows(), nb = w.cols() / kQ8XBlock;
   const size_t rb = row_bytes(w.dtype, w.cols());
   const size_t prb = static_cast<size_t>(qgemm_layout(w.dtype, nb).row_bytes);
-  buf.resize((prb * static_cast<size_t>(n_rows) + sizeof(Line) - 1) / sizeof(Line));
-  prep_.bytes += buf.size() * sizeof(Line);
-  uint8_t* dst = reinterpret_cast<uint8_t*>(buf.data());
+  const size_t bytes = prb * static_cast<size_t>(n_rows);
+  uint8_t* dst = packed_arena_.allocate(bytes);
+  if (!dst) throw std::bad_alloc();
+  prep_.bytes += bytes;
+  packed_.emplace(w.data, dst);
   const uint8_t* src = static_cast<const uint8_t*>(w.data);
   pool_.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
     qgemm_pack_weights(w.dtype, src + r0 * rb, dst + r0 * prb, r1 - r0, nb);
