@@ -6,11 +6,14 @@ namespace tern {
 
 namespace {
 
-size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+size_t round_up(size_t n, size_t to) {
+  return (n + to - 1) / to * to;
+}
 
 }  // namespace
 
-HugePageArena::HugePageArena(size_t slab_bytes) : slab_bytes_(round_up(slab_bytes > 0 ? slab_bytes : 1, kHugePage)) {}
+HugePageArena::HugePageArena(size_t slab_bytes)
+    : slab_bytes_(round_up(slab_bytes > 0 ? slab_bytes : 1, kHugePage)) {}
 
 HugePageArena::~HugePageArena() {
   for (const Slab& s : slabs_) munmap(s.map, s.map_bytes);

@@ -291,32 +291,37 @@ size_t resident_bytes() {
 
 // Repacking at load must not leave the process holding every weight twice: the mapped originals of the
 // repacked tensors are handed back, and reading them afterwards still gives the file's bytes.
+// At prepare the cpu backend repacks the integer GEMM's weights (Q8_0 here) and copies the float GEMM's (F16)
+// into huge pages; either way the mapped originals are handed back, and they still read as the file's bytes.
 TEST(CpuBackend, RepackingHandsTheMappedOriginalsBack) {
   if (!cpu_supports_isa(CpuIsa::Avx512)) GTEST_SKIP() << "repacking happens on AVX-512 VNNI only";
-  const std::string path = tern_test::temp_dir() + "/repack_release.gguf";
-  SynthOptions o;
-  o.shape = "stories15M";
-  o.type = DType::Q8_0;
-  ASSERT_TRUE(synth_model(o, path).ok());
-  auto m = load_model_file(path);
-  ASSERT_TRUE(m.ok()) << m.message();
-  const WeightStore& w = m.value()->weights;
-  const TensorView* wq = w.find("blk.0.attn_q.weight");
-  ASSERT_NE(wq, nullptr);
-  const std::vector<uint8_t> before(static_cast<const uint8_t*>(wq->data),
-                                    static_cast<const uint8_t*>(wq->data) + wq->nbytes);
-  uint64_t touch = 0;  // every page of the file resident, as after loading
-  for (const auto& [name, t] : w.all())
-    for (size_t i = 0; i < t.nbytes; i += 1024) touch += static_cast<const uint8_t*>(t.data)[i];
-  EXPECT_GT(touch, 0u);
-  const size_t rss0 = resident_bytes();
-  auto cpu = make_cpu_backend(2);
-  ASSERT_TRUE(cpu->prepare(w).ok());
-  const size_t packed = cpu->prepare_stats().bytes, rss1 = resident_bytes();
-  ASSERT_GT(packed, size_t{4} << 20);
-  // Without the release the process grows by the packed copies (as large as the originals for Q8_0).
-  EXPECT_LT(rss1, rss0 + packed / 2) << "grew by " << (rss1 - rss0) << " bytes for " << packed << " packed";
-  EXPECT_EQ(0, std::memcmp(before.data(), wq->data, before.size()));
+  for (DType type : {DType::Q8_0, DType::F16}) {
+    SCOPED_TRACE(std::string(dtype_name(type)));
+    const std::string path = tern_test::temp_dir() + "/repack_release_" + std::string(dtype_name(type)) + ".gguf";
+    SynthOptions o;
+    o.shape = "stories15M";
+    o.type = type;
+    ASSERT_TRUE(synth_model(o, path).ok());
+    auto m = load_model_file(path);
+    ASSERT_TRUE(m.ok()) << m.message();
+    const WeightStore& w = m.value()->weights;
+    const TensorView* wq = w.find("blk.0.attn_q.weight");
+    ASSERT_NE(wq, nullptr);
+    const std::vector<uint8_t> before(static_cast<const uint8_t*>(wq->data),
+                                      static_cast<const uint8_t*>(wq->data) + wq->nbytes);
+    uint64_t touch = 0;  // every page of the file resident, as after loading
+    for (const auto& [name, t] : w.all())
+      for (size_t i = 0; i < t.nbytes; i += 1024) touch += static_cast<const uint8_t*>(t.data)[i];
+    EXPECT_GT(touch, 0u);
+    const size_t rss0 = resident_bytes();
+    auto cpu = make_cpu_backend(2);
+    ASSERT_TRUE(cpu->prepare(w).ok());
+    const size_t packed = cpu->prepare_stats().bytes, rss1 = resident_bytes();
+    ASSERT_GT(packed, size_t{4} << 20);
+    // Without the release the process grows by the packed copies (as large as the originals).
+    EXPECT_LT(rss1, rss0 + packed / 2) << "grew by " << (rss1 - rss0) << " bytes for " << packed << " packed";
+    EXPECT_EQ(0, std::memcmp(before.data(), wq->data, before.size()));
+  }
 }
 
 TEST(CpuBackend, MakeBackendByName) {

@@ -23,7 +23,8 @@ TEST(HugePageArena, AllocationsAreAlignedDisjointAndZeroed) {
   };
   std::vector<Got> got;
   // Sizes that are not multiples of 64, one larger than a slab, and enough to need several slabs.
-  for (size_t n : {size_t{1}, size_t{100}, size_t{4096}, size_t{3} << 20, size_t{9} << 20, size_t{777}, size_t{2} << 20}) {
+  for (size_t n : {size_t{1}, size_t{100}, size_t{4096}, size_t{3} << 20, size_t{9} << 20, size_t{777},
+                   size_t{2} << 20}) {
     uint8_t* p = arena.allocate(n);
     ASSERT_NE(p, nullptr);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % HugePageArena::kAlign, 0u);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cassert>
 #include <chrono>
+#include <cstring>
+#include <string>
 #include <cmath>
 
 #include "backend/cpu/cpu_backend_impl.h"
@@ -82,14 +84,33 @@ CpuBackend::CpuBackend(int n_threads, CpuIsa isa)
 
 bool CpuBackend::supports(DType t) const { return dtype_is_supported(t); }
 
-// Repacks every weight the packed integer GEMM will read, at load rather than at its first use, and hands
-// the original's pages back to the kernel (WeightStore::release_pages): the backend reads only its copy,
-// so the process's memory holds the weights once. The embedding table is left alone: it is read by rows
-// (and packed at first use only when the classifier shares it).
+// Repacks every weight the packed integer GEMM will read, and copies every one the float GEMM will read, at
+// load rather than at first use, into huge pages (core/huge_arena.h: a decode step's stream of weights then
+// takes no TLB miss per 4 KiB), and hands the original's pages back to the kernel
+// (WeightStore::release_pages): the backend reads only its copy, so the process's memory holds the weights
+// once. The embedding table is left alone: it is read by rows (and packed at first use only when the
+// classifier shares it).
 Status CpuBackend::prepare(const WeightStore& weights) {
   if (!avx512_) return Status();
   const auto t0 = std::chrono::steady_clock::now();
   for (const auto& [name, t] : weights.all()) {
+    if (name != "token_embd.weight" && t.shape.size() == 2 && path_for(t.dtype) == Path::Float) {
+      // The float GEMM reads the weights as they are: copied, page by page on every thread, into huge pages.
+      uint8_t* dst = packed_arena_.allocate(t.nbytes);
+      if (!dst)
+        return error("cpu backend: out of memory copying " + name + " (" + std::to_string(t.nbytes) +
+                     " bytes)");
+      const uint8_t* src = static_cast<const uint8_t*>(t.data);
+      pool_.parallel_for(static_cast<int64_t>((t.nbytes + 4095) / 4096), [&](int64_t a, int64_t b, int) {
+        const size_t lo = static_cast<size_t>(a) * 4096;
+        const size_t hi = std::min(t.nbytes, static_cast<size_t>(b) * 4096);
+        std::memcpy(dst + lo, src + lo, hi - lo);
+      });
+      prep_.bytes += t.nbytes;
+      packed_.emplace(t.data, dst);
+      weights.release_pages(t);
+      continue;
+    }
     if (name == "token_embd.weight" || t.shape.size() != 2 || !qgemm_supports(t.dtype)) continue;
     if (t.cols() % (t.dtype == DType::Q4_K || t.dtype == DType::Q6_K ? 256 : 32) != 0) continue;
     packed_weights(t);

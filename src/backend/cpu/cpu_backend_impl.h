@@ -115,8 +115,8 @@ class CpuBackend final : public Backend {
     float f[16];
   };
   std::vector<std::vector<Vec16>> fscratch_;  // per thread: the float GEMM's parked accumulators
-  HugePageArena packed_arena_;                                // the repacked weights' memory
-  std::unordered_map<const void*, const uint8_t*> packed_;  // original data -> its repacked copy
+  HugePageArena packed_arena_;  // the repacked weights, and the float GEMM's copies, in huge pages
+  std::unordered_map<const void*, const uint8_t*> packed_;  // original data -> its repacked or copied form
   PrepareStats prep_;  // repacking done so far
   ActBuffer act_[3];   // activations of up to three weights of one call (q, k, v)
   Attention attn_;

@@ -42,6 +42,8 @@ MatmulPlan CpuBackend::plan_matmul(const TensorView& w, const float* x, int n_to
   } else if (p.path == Path::Float && avx512_) {
     // The float GEMM (fgemm.h) in blocks of 16 rows.
     p.fgemm = true;
+    // Its copy in huge pages, made at prepare (the classifier tied to the embedding table has none).
+    if (auto it = packed_.find(w.data); it != packed_.end()) p.wdata = it->second;
     p.grain = 16;
     const int64_t scratch = fgemm_scratch_floats(p.grain, p.n_in);
     for (auto& f : fscratch_) grow(f, static_cast<size_t>((scratch + 15) / 16));
