@@ -20,9 +20,11 @@ struct Roof {
 };
 
 Roof roof_for(const OpCost& o, const Hardware& hw, const EstimateOptions& opts) {
+  // A matmul streams its weight at the rate the probe measured for matrices of that size.
   if (opts.ceilings == Ceilings::Kernels && o.cls == OpClass::Matmul)
     if (const MatmulCeiling* k = hw.matmul_ceiling(o.weight_dtype))
-      return {k->gemm_ops_per_s * opts.flop_efficiency, k->gemv_bytes_per_s * opts.mem_efficiency, true};
+      return {k->gemm_ops_per_s * opts.flop_efficiency, k->gemv_rate(o.weight_bytes) * opts.mem_efficiency,
+              true};
   return {hw.peak_flops(o.compute) * opts.flop_efficiency, hw.mem_bandwidth * opts.mem_efficiency, false};
 }
 

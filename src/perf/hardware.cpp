@@ -1,10 +1,26 @@
 #include "perf/hardware.h"
 
+#include <cmath>
+
 namespace tern::perf {
 
 double Hardware::peak_flops(Compute c) const {
   const double p = peak[static_cast<int>(c)];
   return p > 0 ? p : peak[static_cast<int>(Compute::F32)];
+}
+
+double MatmulCeiling::gemv_rate(double matrix_bytes) const {
+  if (gemv_by_size.empty()) return gemv_bytes_per_s;
+  if (matrix_bytes >= gemv_by_size.back().matrix_bytes) return gemv_by_size.back().bytes_per_s;
+  if (matrix_bytes <= gemv_by_size.front().matrix_bytes) return gemv_by_size.front().bytes_per_s;
+  for (size_t i = 0; i + 1 < gemv_by_size.size(); ++i) {
+    const SizedRate &a = gemv_by_size[i], &b = gemv_by_size[i + 1];
+    if (matrix_bytes <= b.matrix_bytes) {
+      const double f = std::log(matrix_bytes / a.matrix_bytes) / std::log(b.matrix_bytes / a.matrix_bytes);
+      return a.bytes_per_s + f * (b.bytes_per_s - a.bytes_per_s);
+    }
+  }
+  return gemv_by_size.back().bytes_per_s;
 }
 
 const MatmulCeiling* Hardware::matmul_ceiling(DType weights) const {

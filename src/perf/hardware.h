@@ -15,11 +15,26 @@ namespace tern::perf {
 // What tern's CPU backend's matmul reaches on one weight type, measured in isolation by hwprobe
 // (perf/kernel_probe.h): ceilings of tern's kernels on this machine, not limits of the hardware. The
 // estimator's `kernels` ceilings bound a matmul of this type by them instead of by the peaks.
+// The streaming rate of one-token matmuls over a run of separate matrices of `matrix_bytes` each.
+struct SizedRate {
+  double matrix_bytes = 0;
+  double bytes_per_s = 0;
+};
+
 struct MatmulCeiling {
   DType weights = DType::F32;
   double gemm_ops_per_s = 0;    // many tokens: 2 * rows * cols * tokens / time (the compute ceiling)
   double gemv_bytes_per_s = 0;  // one token over weights far larger than the caches: bytes / time, bytes
                                 // counted as perf/accounting.h counts a matmul's (the streaming ceiling)
+  // One token against each of a run of matrices of one size, one call each, as a decode step does: each call
+  // is a job of its own whose threads start their streams afresh and wait for each other at its end, so
+  // smaller matrices stream slower. Ascending by size, the last being the one large matrix of
+  // gemv_bytes_per_s; empty in files from before hwprobe measured it.
+  std::vector<SizedRate> gemv_by_size;
+
+  // The streaming ceiling of one matrix of `matrix_bytes`: interpolated in log(size) between the measured
+  // sizes and held at the end ones beyond them; gemv_bytes_per_s when there are none.
+  double gemv_rate(double matrix_bytes) const;
 };
 
 struct Hardware {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <barrier>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -346,10 +347,15 @@ std::string hwprobe_to_json(const HwprobeResult& r) {
   if (!r.matmul.empty()) {
     const MatmulProbeShape& s = r.matmul_shape;
     auto types = nlohmann::ordered_json::array();
-    for (const MatmulCeiling& m : r.matmul)
+    for (const MatmulCeiling& m : r.matmul) {
+      auto sized = nlohmann::ordered_json::array();
+      for (const SizedRate& z : m.gemv_by_size)
+        sized.push_back({{"matrix_bytes", z.matrix_bytes}, {"bytes_per_s", z.bytes_per_s}});
       types.push_back({{"weights", dtype_name(m.weights)},
                        {"gemm_ops_per_s", m.gemm_ops_per_s},
-                       {"gemv_bytes_per_s", m.gemv_bytes_per_s}});
+                       {"gemv_bytes_per_s", m.gemv_bytes_per_s},
+                       {"gemv_by_size", sized}});
+    }
     j["matmul_kernels"] = {
         {"backend", "cpu"},
         {"threads", r.threads},
@@ -404,11 +410,19 @@ Result<HwprobeResult> hwprobe_from_json(const std::string& text, const std::stri
       for (const auto& t : mk.value("types", nlohmann::json::array())) {
         auto dt = parse_dtype(t.value("weights", ""));
         if (!dt) return error(source + ": matmul_kernels: " + dt.message());
-        const MatmulCeiling m{dt.value(), t.value("gemm_ops_per_s", 0.0), t.value("gemv_bytes_per_s", 0.0)};
+        MatmulCeiling m{dt.value(), t.value("gemm_ops_per_s", 0.0), t.value("gemv_bytes_per_s", 0.0), {}};
+        const std::string what = source + ": matmul_kernels: " + std::string(dtype_name(m.weights));
         if (!(m.gemm_ops_per_s > 0 && m.gemv_bytes_per_s > 0))
-          return error(source + ": matmul_kernels: " + std::string(dtype_name(m.weights)) +
-                       " lacks a positive gemm_ops_per_s or gemv_bytes_per_s");
-        r.matmul.push_back(m);
+          return error(what + " lacks a positive gemm_ops_per_s or gemv_bytes_per_s");
+        // Absent from files written before hwprobe measured the GEMV by matrix size.
+        for (const auto& z : t.value("gemv_by_size", nlohmann::json::array())) {
+          const SizedRate sr{z.value("matrix_bytes", 0.0), z.value("bytes_per_s", 0.0)};
+          if (!(sr.matrix_bytes > 0 && sr.bytes_per_s > 0) ||
+              (!m.gemv_by_size.empty() && sr.matrix_bytes <= m.gemv_by_size.back().matrix_bytes))
+            return error(what + ": gemv_by_size needs positive matrix_bytes and bytes_per_s, ascending by size");
+          m.gemv_by_size.push_back(sr);
+        }
+        r.matmul.push_back(std::move(m));
       }
     }
     r.seconds = j.value("seconds", 0.0);
@@ -514,13 +528,18 @@ std::string format_hwprobe(const HwprobeResult& r) {
         r.threads, static_cast<long long>(m.gemm_rows), static_cast<long long>(m.gemm_cols),
         static_cast<long long>(m.gemm_tokens), binary(m.gemv_bytes).c_str(), m.rounds);
     s += buf;
-    std::snprintf(buf, sizeof buf, "  %-8s %-14s %-14s %s\n", "weights", "GEMM", "GEMV",
-                  "GEMV / read bandwidth");
+    std::snprintf(buf, sizeof buf, "  %-8s %-14s %-14s %-8s %s\n", "weights", "GEMM", "GEMV", "/ read",
+                  "GEMV as a run of separate matrices of about (one call each)");
     s += buf;
     for (const MatmulCeiling& k : r.matmul) {
-      std::snprintf(buf, sizeof buf, "  %-8s %-14s %-14s %.0f%%\n",
+      std::string sized;
+      for (const SizedRate& z : k.gemv_by_size)
+        if (&z != &k.gemv_by_size.back()) sized += binary(static_cast<int64_t>(z.matrix_bytes)) + " " + human(z.bytes_per_s, "B/s") + "  ";
+      std::snprintf(buf, sizeof buf, "  %-8s %-14s %-14s %-8s %s\n",
                     std::string(dtype_name(k.weights)).c_str(), human(k.gemm_ops_per_s, "OP/s").c_str(),
-                    human(k.gemv_bytes_per_s, "B/s").c_str(), 100 * k.gemv_bytes_per_s / r.read_bw);
+                    human(k.gemv_bytes_per_s, "B/s").c_str(),
+                    (std::to_string(static_cast<int>(std::lround(100 * k.gemv_bytes_per_s / r.read_bw))) + "%").c_str(),
+                    sized.substr(0, sized.find_last_not_of(' ') + 1).c_str());
       s += buf;
     }
   }

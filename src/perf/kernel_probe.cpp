@@ -70,7 +70,28 @@ struct Subject {
   TensorView gemm, gemv;
   BackendBuffer x, gemm_out, gemv_out;
   double gemm_s = 1e30, gemv_s = 1e30;  // fastest call so far
+  std::vector<TensorView> slices[8];     // the GEMV weight cut into slices of each of shape.gemv_sizes
+  double sliced_s[8] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30, 1e30, 1e30};  // fastest pass over each
 };
+
+// The GEMV weight w as consecutive slices of about `bytes` each (whole rows, at least one).
+std::vector<TensorView> slice_rows(const TensorView& w, int64_t bytes) {
+  const int64_t rb = static_cast<int64_t>(w.nbytes) / w.rows();
+  const int64_t rows = std::max<int64_t>(1, bytes / rb);
+  std::vector<TensorView> out;
+  for (int64_t r = 0; r + rows <= w.rows(); r += rows)
+    out.push_back({"probe_gemv_slice", w.dtype, {rows, w.cols()}, static_cast<const uint8_t*>(w.data) + r * rb,
+                   static_cast<size_t>(rows * rb)});
+  return out;
+}
+
+// Seconds of one pass over the slices, a call each.
+Result<double> time_slices(Backend& be, const std::vector<TensorView>& slices, const float* x, float* out) {
+  const auto t0 = Clock::now();
+  for (const TensorView& w : slices) be.matmul(w, x, 1, out);
+  TERN_TRY(be.synchronize());
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 // Seconds of one call of out = x W^T.
 Result<double> time_matmul(Backend& be, const TensorView& w, const float* x, int tokens, float* out) {
@@ -91,6 +112,11 @@ const std::vector<DType>& probed_weight_types() {
 Result<std::vector<MatmulCeiling>> measure_matmul_ceilings(const MatmulProbeShape& s, int threads) {
   if (s.gemm_rows < 1 || s.gemm_cols < 1 || s.gemm_tokens < 1 || s.gemv_cols < 1 || s.gemv_bytes < 1)
     return error("matmul probe: every dimension must be positive");
+  std::vector<int64_t> sizes;
+  for (int64_t b : s.gemv_sizes)
+    if (b > 0 && b < s.gemv_bytes) sizes.push_back(b);
+  std::sort(sizes.begin(), sizes.end());
+  if (sizes.size() > 8) return error("matmul probe: at most 8 GEMV slice sizes");
   std::vector<float> xv(static_cast<size_t>(s.gemm_tokens * s.gemm_cols));
   Rng rng(0x5eed);
   for (float& v : xv) v = 2 * rng.uniform() - 1;
@@ -130,6 +156,7 @@ Result<std::vector<MatmulCeiling>> measure_matmul_ceilings(const MatmulProbeShap
     auto gemm = time_matmul(*u.be, u.gemm, u.x.f32(), static_cast<int>(s.gemm_tokens), u.gemm_out.f32());
     auto gemv = time_matmul(*u.be, u.gemv, u.x.f32(), 1, u.gemv_out.f32());
     if (!gemm || !gemv) return error("matmul probe: " + (gemm ? gemv.message() : gemm.message()));
+    for (size_t i = 0; i < sizes.size(); ++i) u.slices[i] = slice_rows(u.gemv, sizes[i]);
     subjects.push_back(std::move(u));
   }
 
@@ -140,6 +167,11 @@ Result<std::vector<MatmulCeiling>> measure_matmul_ceilings(const MatmulProbeShap
       if (!gemm || !gemv) return error("matmul probe: " + (gemm ? gemv.message() : gemm.message()));
       u.gemm_s = std::min(u.gemm_s, gemm.value());
       u.gemv_s = std::min(u.gemv_s, gemv.value());
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        auto t = time_slices(*u.be, u.slices[i], u.x.f32(), u.gemv_out.f32());
+        if (!t) return error("matmul probe: " + t.message());
+        u.sliced_s[i] = std::min(u.sliced_s[i], t.value());
+      }
     }
 
   if (subjects.empty())
@@ -150,7 +182,15 @@ Result<std::vector<MatmulCeiling>> measure_matmul_ceilings(const MatmulProbeShap
     const double gemm_ops = 2.0 * static_cast<double>(s.gemm_rows * s.gemm_cols * s.gemm_tokens);
     const double gemv_bytes =
         static_cast<double>(u.gemv.nbytes) + 4.0 * static_cast<double>(s.gemv_cols + u.gemv.rows());
-    out.push_back({u.type, gemm_ops / u.gemm_s, gemv_bytes / u.gemv_s});
+    MatmulCeiling c{u.type, gemm_ops / u.gemm_s, gemv_bytes / u.gemv_s, {}};
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      double bytes = 0;
+      for (const TensorView& w : u.slices[i]) bytes += static_cast<double>(w.nbytes) + 4.0 * (s.gemv_cols + w.rows());
+      if (!u.slices[i].empty())
+        c.gemv_by_size.push_back({bytes / static_cast<double>(u.slices[i].size()), bytes / u.sliced_s[i]});
+    }
+    c.gemv_by_size.push_back({gemv_bytes, c.gemv_bytes_per_s});
+    out.push_back(std::move(c));
   }
   return out;
 }

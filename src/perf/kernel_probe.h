@@ -22,6 +22,10 @@ struct MatmulProbeShape {
   // The GEMV: one token against weights of gemv_cols columns and as many rows as make at least gemv_bytes.
   int64_t gemv_cols = 2048;
   int64_t gemv_bytes = int64_t{256} << 20;
+  // The GEMV again as a run of separate calls on consecutive slices of about each of these many bytes (the
+  // sizes of a decode step's matrices), for MatmulCeiling::gemv_by_size; sizes at or above gemv_bytes are
+  // left out.
+  std::vector<int64_t> gemv_sizes = {int64_t{256} << 10, int64_t{1} << 20, int64_t{4} << 20, int64_t{16} << 20};
   // Timed passes over all types, after a warm-up call each; a type's best call counts. Passes that visit
   // every type in turn spread each type's calls over the whole probe, so that a burst of load from a
   // neighbour on a shared machine does not spoil all of one type's calls.

@@ -318,7 +318,7 @@ TEST(Estimator, JsonAndSvg) {
 // 1000 OP/s) and half the bandwidth (50 of 100 B/s).
 Hardware toy_hw_with_q4_0_kernel() {
   Hardware h = toy_hw();
-  h.matmul_ceilings.push_back({DType::Q4_0, 250, 50});
+  h.matmul_ceilings.push_back({DType::Q4_0, 250, 50, {}});
   return h;
 }
 
@@ -348,6 +348,30 @@ TEST(Estimator, KernelCeilingBoundsAMatmulByItsMeasuredRates) {
   norm.cls = OpClass::Norm;
   EXPECT_DOUBLE_EQ(step_time({f16}, hw, kernels), 1.0);
   EXPECT_DOUBLE_EQ(step_time({norm}, hw, kernels), 1.0);
+}
+
+// Measured GEMV rates by matrix size: a matmul streams at its own weight's size's rate, interpolated in
+// log(size) between the measured sizes and held at the end ones.
+TEST(Estimator, KernelCeilingStreamsAtTheRateOfItsMatrixSize) {
+  MatmulCeiling k{DType::Q4_0, 250, 30, {{1 << 20, 10}, {4 << 20, 20}, {256 << 20, 30}}};
+  EXPECT_DOUBLE_EQ(k.gemv_rate(2 << 20), 15.0);  // halfway in log2 between 1 and 4 MiB
+  EXPECT_DOUBLE_EQ(k.gemv_rate(16 << 20), 20.0 + 10.0 / 3);  // log2: 2 of the 6 steps from 4 to 256 MiB
+  EXPECT_DOUBLE_EQ(k.gemv_rate(4 << 20), 20.0);
+  EXPECT_DOUBLE_EQ(k.gemv_rate(1000), 10.0);
+  EXPECT_DOUBLE_EQ(k.gemv_rate(1e12), 30.0);
+  const MatmulCeiling flat{DType::Q4_0, 250, 50, {}};
+  EXPECT_DOUBLE_EQ(flat.gemv_rate(1000), 50.0);
+
+  Hardware hw = toy_hw();
+  hw.matmul_ceilings.push_back(k);
+  OpCost op;  // a 2 MiB weight with next to no arithmetic: 2 MiB / 15 B/s under the kernels
+  op.cls = OpClass::Matmul;
+  op.weight_dtype = DType::Q4_0;
+  op.flops = 1;
+  op.weight_bytes = 2 << 20;
+  op.bytes_read = op.weight_bytes;
+  EXPECT_DOUBLE_EQ(step_time({op}, hw, EstimateOptions{1.0, 1.0, Ceilings::Kernels}), (2 << 20) / 15.0);
+  EXPECT_DOUBLE_EQ(step_time({op}, hw), (2 << 20) / 100.0);  // the peaks: the toy machine's 100 B/s
 }
 
 TEST(Estimator, KernelCeilingsInAWholeEstimate) {
@@ -453,7 +477,7 @@ TEST(EstimatorValidation, RunsBothCeilingsOnAFile) {
   Hardware hw = toy_hw();
   hw.mem_bandwidth = 1e10;
   hw.peak[static_cast<int>(Compute::F32)] = 1e11;
-  hw.matmul_ceilings.push_back({DType::F32, 2.5e10, 5e9});  // a quarter of the peak, half the bandwidth
+  hw.matmul_ceilings.push_back({DType::F32, 2.5e10, 5e9, {}});  // a quarter of the peak, half the bandwidth
   BenchWorkload w;
   w.prompt = 32;
   w.output = 8;

@@ -49,6 +49,12 @@ TEST(Hwprobe, QuickProbeIsPlausible) {
     EXPECT_LT(m.gemm_ops_per_s, 1e16) << tern::dtype_name(m.weights);
     EXPECT_GT(m.gemv_bytes_per_s, 1e6) << tern::dtype_name(m.weights);
     EXPECT_LT(m.gemv_bytes_per_s, 1e13) << tern::dtype_name(m.weights);
+    // The run of smaller matrices at each size below the one large matrix, which comes last.
+    ASSERT_GE(m.gemv_by_size.size(), 2u) << tern::dtype_name(m.weights);
+    EXPECT_DOUBLE_EQ(m.gemv_by_size.back().bytes_per_s, m.gemv_bytes_per_s);
+    for (size_t i = 1; i < m.gemv_by_size.size(); ++i)
+      EXPECT_GT(m.gemv_by_size[i].matrix_bytes, m.gemv_by_size[i - 1].matrix_bytes);
+    for (const SizedRate& z : m.gemv_by_size) EXPECT_GT(z.bytes_per_s, 1e6) << tern::dtype_name(m.weights);
   }
   EXPECT_GT(r.matmul_shape.gemv_bytes, 0);
   EXPECT_LT(r.seconds, 30);
@@ -105,7 +111,9 @@ TEST(Hwprobe, ParsesTheMatmulKernelsSection) {
   auto r = hwprobe_from_json(hwprobe_text(R"("matmul_kernels": {"backend": "cpu", "threads": 2, "rounds": 10,
       "gemm": {"rows": 1024, "cols": 2048, "tokens": 128},
       "gemv": {"cols": 2048, "min_weight_bytes": 268435456},
-      "types": [{"weights": "Q4_0", "gemm_ops_per_s": 400e9, "gemv_bytes_per_s": 20e9},
+      "types": [{"weights": "Q4_0", "gemm_ops_per_s": 400e9, "gemv_bytes_per_s": 20e9,
+                 "gemv_by_size": [{"matrix_bytes": 1048576, "bytes_per_s": 12e9},
+                                  {"matrix_bytes": 268435456, "bytes_per_s": 20e9}]},
                 {"weights": "F16", "gemm_ops_per_s": 90e9, "gemv_bytes_per_s": 30e9}]})"),
                              "new.json");
   ASSERT_TRUE(r.ok()) << r.message();
@@ -118,6 +126,17 @@ TEST(Hwprobe, ParsesTheMatmulKernelsSection) {
   EXPECT_DOUBLE_EQ(hw.matmul_ceiling(tern::DType::Q4_0)->gemm_ops_per_s, 400e9);
   EXPECT_DOUBLE_EQ(hw.matmul_ceiling(tern::DType::Q4_0)->gemv_bytes_per_s, 20e9);
   EXPECT_DOUBLE_EQ(hw.matmul_ceiling(tern::DType::F16)->gemm_ops_per_s, 90e9);
+  // The GEMV by matrix size where the file has it (Q4_0), none where it does not (F16, an older file).
+  ASSERT_EQ(hw.matmul_ceiling(tern::DType::Q4_0)->gemv_by_size.size(), 2u);
+  EXPECT_DOUBLE_EQ(hw.matmul_ceiling(tern::DType::Q4_0)->gemv_rate(1048576), 12e9);
+  EXPECT_TRUE(hw.matmul_ceiling(tern::DType::F16)->gemv_by_size.empty());
+  // Written and read back, it is the same.
+  auto again = hwprobe_from_json(hwprobe_to_json(r.value()), "again.json");
+  ASSERT_TRUE(again.ok()) << again.message();
+  ASSERT_EQ(again->matmul.size(), 2u);
+  ASSERT_EQ(again->matmul[0].gemv_by_size.size(), 2u);
+  EXPECT_DOUBLE_EQ(again->matmul[0].gemv_by_size[0].matrix_bytes, 1048576);
+  EXPECT_DOUBLE_EQ(again->matmul[0].gemv_by_size[1].bytes_per_s, 20e9);
   EXPECT_EQ(hw.matmul_ceiling(tern::DType::Q8_0), nullptr);
   EXPECT_NE(hw.source.find("matmul kernel ceilings of 2 weight types"), std::string::npos) << hw.source;
   // The peaks are the hardware's whatever the kernels reach.
@@ -137,6 +156,13 @@ TEST(Hwprobe, ParsesTheMatmulKernelsSection) {
           "bad.json")
           .message();
   EXPECT_NE(no_rate.find("Q8_0 lacks a positive"), std::string::npos) << no_rate;
+  const std::string unsorted =
+      hwprobe_from_json(hwprobe_text(R"("matmul_kernels": {"types": [{"weights": "Q8_0", "gemm_ops_per_s": 1,
+          "gemv_bytes_per_s": 1, "gemv_by_size": [{"matrix_bytes": 4e6, "bytes_per_s": 1},
+                                                  {"matrix_bytes": 1e6, "bytes_per_s": 1}]}]})"),
+                        "bad.json")
+          .message();
+  EXPECT_NE(unsorted.find("bad.json: matmul_kernels: Q8_0: gemv_by_size needs"), std::string::npos) << unsorted;
 }
 
 TEST(Hwprobe, AFileWithoutTheMatmulKernelsStillLoads) {
