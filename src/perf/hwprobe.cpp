@@ -245,6 +245,7 @@ Status measure_matmul(HwprobeResult& r, const HwprobeOptions& opts) {
     s.gemm_cols = 1024;
     s.gemm_tokens = 64;
     s.gemv_bytes = std::max<int64_t>(2 * llc, 32 << 20);
+    s.gemv_sizes = {int64_t{1} << 20, int64_t{4} << 20};
     s.rounds = 3;
   } else {
     s.gemv_bytes = std::max<int64_t>(8 * llc, s.gemv_bytes);
