@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "backend/cpu/cpu_backend.h"
+
 #ifdef TERN_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #endif
@@ -82,6 +84,10 @@ Result<std::unique_ptr<Backend>> make_backend(const std::string& name, int n_thr
 }
 
 Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& o) {
+  auto fm = parse_float_matmul(o.float_matmul);
+  if (!fm) return error("--float-matmul: " + fm.status().message());
+  if (fm.value() != FloatMatmul::F32 && o.name != "cpu")
+    return error("--float-matmul " + o.float_matmul + " is a mode of the cpu backend; it needs --backend cpu");
 #ifdef TERN_HAVE_CUDA
   if (o.name == "cuda") {
     auto mm = parse_cuda_matmul(o.matmul);
@@ -94,6 +100,7 @@ Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& o) {
 #endif
   if (o.name != "cuda" && (o.matmul != "fast" || !o.graphs))
     return error("--matmul and --no-graphs choose CUDA kernels; they need --backend cuda");
+  if (o.name == "cpu") return make_cpu_backend(o.threads, fm.value());
   return make_backend(o.name, o.threads);
 }
 

@@ -227,6 +227,9 @@ struct BackendOptions {
   int threads = 0;               // cpu: <= 0 means the physical cores
   std::string matmul = "fast";   // cuda: decode matrix-vector kernel (naive, warp, fast, cublas)
   bool graphs = true;            // cuda: CUDA graphs for the decode step
+  // cpu: how F16 and BF16 weights are multiplied: "f32" (widened to fp32, exact products) or "bf16"
+  // (activations and F16 weights rounded to bf16, products by AVX512_BF16; backend/cpu/fgemm_bf16.h).
+  std::string float_matmul = "f32";
 };
 Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& o);
 

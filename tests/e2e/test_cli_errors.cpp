@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "backend/cpu/cpu_backend.h"
 #include "gguf_builder.h"
 #include "test_util.h"
 
@@ -246,6 +247,29 @@ TEST(CliErrors, BackendChoices) {
   // --device cpu is the cpu backend.
   const CmdResult ok = run_tern(with({"--device", "cpu", "--temp", "0"}));
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
+}
+
+// --float-matmul picks how the cpu backend multiplies F16/BF16 weights; a bad value or another backend is a
+// one-line error naming the flag (and the choices), and bf16 on a CPU without AVX512_BF16 says so.
+TEST(CliErrors, FloatMatmulChoices) {
+  TERN_REQUIRE_SHARED(m, "models/stories260K/stories260K.bin");
+  TERN_REQUIRE_SHARED(tok, "models/stories260K/tok512.bin");
+  const std::vector<std::string> base = {"run", "-m", m, "-z", tok, "-p", "Once", "-n", "1", "--temp", "0"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> v = base;
+    v.insert(v.end(), extra.begin(), extra.end());
+    return v;
+  };
+  expect_cli_error(with({"--float-matmul", "fp16"}), {"--float-matmul", "'fp16'", "f32, bf16"});
+  expect_cli_error(with({"--float-matmul", "bf16", "--backend", "reference"}), {"--float-matmul", "--backend cpu"});
+  const CmdResult f32 = run_tern(with({"--float-matmul", "f32"}));
+  EXPECT_EQ(f32.exit_code, 0) << f32.err;
+  if (tern::cpu_supports_bf16_matmul()) {
+    const CmdResult bf16 = run_tern(with({"--float-matmul", "bf16"}));
+    EXPECT_EQ(bf16.exit_code, 0) << bf16.err;
+  } else {
+    expect_cli_error(with({"--float-matmul", "bf16"}), {"--float-matmul bf16", "AVX512_BF16"});
+  }
 }
 
 // Without a GPU (this build has no CUDA, or the machine has no device) --device cuda is a one-line error

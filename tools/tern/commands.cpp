@@ -37,6 +37,8 @@ std::vector<FlagSpec> backend_flags(const char* default_backend = "cpu") {
       {"device", 0, K::String, "NAME", "", "where to compute: cpu or cuda (the same as --backend)"},
       {"kv-type", 0, K::String, "T", "f32", "KV cache type: f32, f16 or q8_0 (q8_0 needs head_dim % 32 == 0)"},
       {"matmul", 0, K::String, "KIND", "fast", "cuda: decode matrix-vector kernel: naive, warp, fast or cublas"},
+      {"float-matmul", 0, K::String, "MODE", "f32", "cpu: F16/BF16 weights multiplied in f32 (exact products) or bf16 "
+                                                    "(rounds activations, and F16 weights, to bf16; needs AVX512_BF16)"},
       {"no-graphs", 0, K::Bool, "", "", "cuda: launch the decode step's kernels one by one (no CUDA graph)"},
   };
 }

@@ -68,6 +68,7 @@ Result<std::unique_ptr<Backend>> backend_from_flags(const Args& a) {
   o.threads = static_cast<int>(t);
   o.matmul = a.str("matmul");
   o.graphs = !a.flag("no-graphs");
+  o.float_matmul = a.str("float-matmul");
   return make_backend(o);
 }
 

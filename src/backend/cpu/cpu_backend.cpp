@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "backend/cpu/cpu_backend_impl.h"
+#include "backend/cpu/fgemm_bf16.h"
 #include "core/quant.h"
 #include "formats/weights.h"
 
@@ -37,6 +38,14 @@ bool cpu_supports_isa(CpuIsa isa) {
   return isa == CpuIsa::Scalar;
 #endif
 }
+
+Result<FloatMatmul> parse_float_matmul(const std::string& s) {
+  if (s == "f32") return FloatMatmul::F32;
+  if (s == "bf16") return FloatMatmul::Bf16;
+  return error("unknown float matmul mode '" + s + "' (choices: f32, bf16)");
+}
+
+bool cpu_supports_bf16_matmul() { return cpu_supports_isa(CpuIsa::Avx512) && cpu::bgemm_cpu_supported(); }
 
 const char* cpu_isa_name(CpuIsa isa) {
   switch (isa) {
@@ -76,24 +85,35 @@ Path path_for(DType t) {
   }
 }
 
-CpuBackend::CpuBackend(int n_threads, CpuIsa isa)
-    : pool_(n_threads), k_(kernels_for(isa)), avx512_(isa == CpuIsa::Avx512), attn_(pool_, k_) {
+CpuBackend::CpuBackend(int n_threads, CpuIsa isa, FloatMatmul fm)
+    : pool_(n_threads),
+      k_(kernels_for(isa)),
+      avx512_(isa == CpuIsa::Avx512),
+      bf16_(fm == FloatMatmul::Bf16),
+      attn_(pool_, k_) {
   row_scratch_.resize(static_cast<size_t>(pool_.size()));
   fscratch_.resize(static_cast<size_t>(pool_.size()));
 }
 
 bool CpuBackend::supports(DType t) const { return dtype_is_supported(t); }
 
-// Repacks every weight the packed integer GEMM will read, and copies every one the float GEMM will read, at
-// load rather than at first use, into huge pages (core/huge_arena.h: a decode step's stream of weights then
-// takes no TLB miss per 4 KiB), and hands the original's pages back to the kernel
-// (WeightStore::release_pages): the backend reads only its copy, so the process's memory holds the weights
-// once. The embedding table is left alone: it is read by rows (and packed at first use only when the
-// classifier shares it).
+// Repacks every weight the packed integer GEMM will read, and copies every one the float GEMM will read (in
+// the bf16 mode, F16 and BF16 ones as padded bf16 rows, fgemm_bf16.h), at load rather than at first use,
+// into huge pages (core/huge_arena.h: a decode step's stream of weights then takes no TLB miss per 4 KiB),
+// and hands the original's pages back to the kernel (WeightStore::release_pages): the backend reads only its
+// copy, so the process's memory holds the weights once. The embedding table is left alone: it is read by
+// rows (and packed at first use only when the classifier shares it).
 Status CpuBackend::prepare(const WeightStore& weights) {
   if (!avx512_) return Status();
   const auto t0 = std::chrono::steady_clock::now();
   for (const auto& [name, t] : weights.all()) {
+    if (name != "token_embd.weight" && t.shape.size() == 2 && bf16_ && bgemm_supports(t.dtype)) {
+      if (!bf16_weights(t))
+        return error("cpu backend: out of memory copying " + name + " as bf16 (" + std::to_string(t.nbytes) +
+                     " bytes)");
+      weights.release_pages(t);
+      continue;
+    }
     if (name != "token_embd.weight" && t.shape.size() == 2 && path_for(t.dtype) == Path::Float) {
       // The float GEMM reads the weights as they are: copied, page by page on every thread, into huge pages.
       uint8_t* dst = packed_arena_.allocate(t.nbytes);
@@ -224,9 +244,16 @@ void CpuBackend::add_bias(float* x, const TensorView& b, int n_tokens) {
 
 }  // namespace cpu
 
-std::unique_ptr<Backend> make_cpu_backend_isa(int n_threads, CpuIsa isa) {
+std::unique_ptr<Backend> make_cpu_backend_isa(int n_threads, CpuIsa isa, FloatMatmul fm) {
   assert(cpu_supports_isa(isa));
-  return std::make_unique<cpu::CpuBackend>(n_threads, isa);
+  assert(fm == FloatMatmul::F32 || (isa == CpuIsa::Avx512 && cpu_supports_bf16_matmul()));
+  return std::make_unique<cpu::CpuBackend>(n_threads, isa, fm);
+}
+
+Result<std::unique_ptr<Backend>> make_cpu_backend(int n_threads, FloatMatmul fm) {
+  if (fm == FloatMatmul::Bf16 && !cpu_supports_bf16_matmul())
+    return error("--float-matmul bf16 needs a CPU with AVX-512 VNNI and AVX512_BF16, which this one lacks; use f32");
+  return make_cpu_backend_isa(n_threads, cpu_best_isa(), fm);
 }
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return make_cpu_backend_isa(n_threads, cpu_best_isa()); }

@@ -7,6 +7,7 @@
 // to the largest size seen, so a steady-state decode step allocates nothing.
 #pragma once
 
+#include <cstdint>
 #include <unordered_map>
 #include <vector>
 
@@ -35,6 +36,12 @@ Path path_for(DType t);
 struct ActBuffer {
   std::vector<XGroup> xg;
   std::vector<BlockQ8X> xq;
+  std::vector<uint16_t> xh;  // bf16 rows of bgemm_row_elems(n_in) (the float GEMM's bf16 mode), from xh_rows()
+  // The first bf16 row, 64-byte aligned (xh holds 32 elements of slack), so that no load splits a cache line.
+  uint16_t* xh_rows() {
+    const auto a = reinterpret_cast<uintptr_t>(xh.data());
+    return xh.data() + (64 - a % 64) % 64 / 2;
+  }
 };
 
 // One matmul call y = x W^T set up for computing any range of W's rows: which kernel, the weight bytes it
@@ -43,6 +50,7 @@ struct MatmulPlan {
   const TensorView* w = nullptr;
   Path path = Path::Float;
   bool qgemm = false, fgemm = false;  // the AVX-512 packed integer GEMM / float GEMM
+  bool bgemm = false;                 // the float GEMM's bf16 mode (fgemm_bf16.h)
   const uint8_t* wdata = nullptr;     // rows of the weight as the kernel reads them
   int64_t row_bytes = 0;              // bytes of one such row
   int64_t n_in = 0, n_blocks = 0, x_groups = 0;
@@ -54,9 +62,9 @@ struct MatmulPlan {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(int n_threads, CpuIsa isa);
+  CpuBackend(int n_threads, CpuIsa isa, FloatMatmul fm = FloatMatmul::F32);
 
-  const char* name() const override { return "cpu"; }
+  const char* name() const override { return bf16_ ? "cpu-bf16" : "cpu"; }  // bench reports show the mode
   bool supports(DType t) const override;
   Status prepare(const WeightStore& weights) override;
   PrepareStats prepare_stats() const override { return prep_; }
@@ -98,6 +106,9 @@ class CpuBackend final : public Backend {
   // The packed copy of a weight for the integer GEMM, made at load (prepare) or first use and kept for the
   // backend's life (keyed by the tensor's data pointer; weights never move).
   const uint8_t* packed_weights(const TensorView& w);
+  // The bf16 copy of an F16 or BF16 weight for the bf16 mode (fgemm_bf16.h), made at load or first use and
+  // kept in the same way; nullptr when there is no memory for it.
+  const uint8_t* bf16_weights(const TensorView& w);
 
   // --- shared by rmsnorm and the fused ops ---
   // The norm weight as fp32 (converted into norm_w_ unless it is F32 already).
@@ -111,11 +122,13 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   const Kernels& k_;
   bool avx512_;  // the packed integer GEMM and the float GEMM are available (AVX-512 VNNI)
+  bool bf16_;    // F16 and BF16 weights go through the bf16 mode (FloatMatmul::Bf16; AVX512_BF16)
   struct alignas(64) Vec16 {
     float f[16];
   };
   std::vector<std::vector<Vec16>> fscratch_;  // per thread: the float GEMM's parked accumulators
-  HugePageArena packed_arena_;  // the repacked weights, and the float GEMM's copies, in huge pages
+  // The repacked weights, and the float GEMM's copies (fp32 or bf16 mode), in huge pages.
+  HugePageArena packed_arena_;
   std::unordered_map<const void*, const uint8_t*> packed_;  // original data -> its repacked or copied form
   PrepareStats prep_;  // repacking done so far
   ActBuffer act_[3];   // activations of up to three weights of one call (q, k, v)

@@ -7,6 +7,7 @@
 
 #include "backend/cpu/cpu_backend_impl.h"
 #include "backend/cpu/fgemm.h"
+#include "backend/cpu/fgemm_bf16.h"
 #include "core/quant.h"
 
 namespace tern::cpu {
@@ -39,6 +40,19 @@ MatmulPlan CpuBackend::plan_matmul(const TensorView& w, const float* x, int n_to
     // One integer dot product per (row, token): each activation row is quantized once per call.
     p.n_blocks = p.n_in / kQ8XBlock;
     grow(act.xq, static_cast<size_t>(n_tokens * p.n_blocks));
+  } else if (p.path == Path::Float && bf16_ && bgemm_supports(w.dtype)) {
+    // The float GEMM's bf16 mode (fgemm_bf16.h), for every call, one token included: its bf16 copy of the
+    // weights (made at prepare, or now for the classifier tied to the embedding table), and the activations
+    // rounded to bf16 once per token.
+    p.bgemm = true;
+    const int64_t ld = bgemm_row_elems(p.n_in);
+    p.row_bytes = ld * 2;
+    p.wdata = bf16_weights(w);
+    if (!p.wdata) throw std::bad_alloc();
+    p.grain = 16;
+    const int64_t scratch = bgemm_scratch_floats(p.grain);
+    for (auto& f : fscratch_) grow(f, static_cast<size_t>((scratch + 15) / 16));
+    grow(act.xh, static_cast<size_t>(n_tokens * ld + 32));
   } else if (p.path == Path::Float && avx512_) {
     // The float GEMM (fgemm.h) in blocks of 16 rows.
     p.fgemm = true;
@@ -58,10 +72,12 @@ void CpuBackend::pack_token(const MatmulPlan& p, int t, const float* x_row) cons
     qgemm_pack_x_avx512(p.w->dtype, x_row, p.act->xg.data() + t * p.x_groups, p.n_blocks);
   else if (p.path == Path::Quant)
     quantize_row_q8x(x_row, p.act->xq.data() + t * p.n_blocks, p.n_in);
+  else if (p.bgemm)
+    bgemm_pack_x(x_row, p.n_in, p.act->xh_rows() + t * bgemm_row_elems(p.n_in));
 }
 
 void CpuBackend::pack_all(const MatmulPlan& p) {
-  if (!p.qgemm && p.path != Path::Quant) return;
+  if (!p.qgemm && !p.bgemm && p.path != Path::Quant) return;
   pool_.parallel_for(p.n_tokens, [&](int64_t t0, int64_t t1, int) {
     for (int64_t t = t0; t < t1; ++t) pack_token(p, static_cast<int>(t), p.x + t * p.n_in);
   });
@@ -76,6 +92,15 @@ void CpuBackend::matmul_rows(const MatmulPlan& p, int64_t r0, int64_t r1, float*
     for (int64_t b0 = r0; b0 < r1; b0 += p.grain)
       qgemm_avx512(p.w->dtype, p.wdata + b0 * rb, rb, std::min(p.grain, r1 - b0), p.n_blocks, p.act->xg.data(),
                    p.x_groups, n_tokens, out + b0, out_stride, accumulate);
+    return;
+  }
+  if (p.bgemm) {
+    float* sc = fscratch_[static_cast<size_t>(tid)].data()->f;
+    const uint16_t* w = reinterpret_cast<const uint16_t*>(p.wdata);
+    const int64_t ld = bgemm_row_elems(n_in);
+    for (int64_t b0 = r0; b0 < r1; b0 += p.grain)
+      bgemm_avx512bf16(w + b0 * ld, std::min(p.grain, r1 - b0), n_in, p.act->xh_rows(), n_tokens, out + b0,
+                       out_stride, sc, accumulate);
     return;
   }
   if (p.fgemm) {
@@ -151,6 +176,24 @@ const uint8_t* CpuBackend::packed_weights(const TensorView& w) {
   const uint8_t* src = static_cast<const uint8_t*>(w.data);
   pool_.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
     qgemm_pack_weights(w.dtype, src + r0 * rb, dst + r0 * prb, r1 - r0, nb);
+  });
+  return dst;
+}
+
+const uint8_t* CpuBackend::bf16_weights(const TensorView& w) {
+  auto it = packed_.find(w.data);
+  if (it != packed_.end()) return it->second;
+  const int64_t n_rows = w.rows(), n_in = w.cols();
+  const size_t bytes = static_cast<size_t>(n_rows * bgemm_row_elems(n_in)) * 2;
+  uint8_t* dst = packed_arena_.allocate(bytes);
+  if (!dst) return nullptr;
+  prep_.bytes += bytes;
+  packed_.emplace(w.data, dst);
+  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+  const int64_t rb = static_cast<int64_t>(row_bytes(w.dtype, n_in));
+  uint16_t* d = reinterpret_cast<uint16_t*>(dst);
+  pool_.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
+    bgemm_pack_weights(w.dtype, src + r0 * rb, rb, r1 - r0, n_in, d + r0 * bgemm_row_elems(n_in));
   });
   return dst;
 }
