@@ -34,9 +34,9 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
-def run_tern(tern, model, prompt, gen, threads, kv):
+def run_tern(tern, model, prompt, gen, threads, kv, extra):
     cmd = [tern, "bench", "-m", model, "-p", str(prompt), "-n", str(gen), "-r", "1", "-t", str(threads),
-           "--kv-type", kv, "--json", "--no-roofline"]
+           "--kv-type", kv, "--json", "--no-roofline"] + extra
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     j = json.loads(out)
     return j["prefill_tok_s"], j["decode_tok_s"]
@@ -80,6 +80,7 @@ def main():
     ap.add_argument("--gen", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--kv-type", default="f16")
+    ap.add_argument("--tern-args", default="", help="more flags for tern bench, e.g. '--float-matmul bf16'")
     ap.add_argument("models", nargs="+", help="GGUF files")
     a = ap.parse_args()
 
@@ -87,7 +88,8 @@ def main():
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; CPU {cpu_model()}, {os.cpu_count()} CPUs; "
           f"tern {commit}; llama-cpp-python {llama_cpp.__version__}; {a.threads} threads; "
-          f"prompt {a.prompt}, decode {a.gen}, {a.reps} alternating repetitions")
+          f"prompt {a.prompt}, decode {a.gen}, {a.reps} alternating repetitions"
+          + (f"; tern bench with {a.tern_args}" if a.tern_args else ""))
     print(f"llama.cpp system info: {llama_cpp.llama_print_system_info().decode().strip()}")
     print()
     print("| model | prefill tern | prefill llama.cpp | ratio | decode tern | decode llama.cpp | ratio |")
@@ -95,7 +97,7 @@ def main():
     for model in a.models:
         tp, td, lp, ld = [], [], [], []
         for _ in range(a.reps):
-            p, d = run_tern(a.tern, model, a.prompt, a.gen, a.threads, a.kv_type)
+            p, d = run_tern(a.tern, model, a.prompt, a.gen, a.threads, a.kv_type, a.tern_args.split())
             tp.append(p), td.append(d)
             p, d = run_llamacpp(model, a.prompt, a.gen, a.threads)
             lp.append(p), ld.append(d)
