@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "backend/cpu/cpu_backend.h"
@@ -77,6 +78,29 @@ TEST(BenchCli, JsonOnStories260K) {
   ASSERT_EQ(t.exit_code, 0) << t.err;
   EXPECT_NE(t.out.find("prefill"), std::string::npos) << t.out;
   EXPECT_NE(t.out.find("decode"), std::string::npos) << t.out;
+
+  // --op-times: the time of every backend op by phase. stories260K has 5 layers, so each decode step (2
+  // repetitions with the warm-up, 4 steps each) calls each layer's fused ops 5 times; the table says so too.
+  const CmdResult o =
+      run_tern({"bench", "-m", model, "-p", "8", "-n", "4", "-r", "1", "--json", "--no-roofline", "--op-times"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const auto ot = nlohmann::json::parse(o.out).at("op_times");
+  std::map<std::string, int64_t> calls;
+  double per_step = 0;
+  for (const auto& e : ot.at("decode_per_step")) {
+    calls[e.at("op").get<std::string>()] = e.at("calls").get<int64_t>();
+    per_step += e.at("seconds_per_unit").get<double>();
+  }
+  EXPECT_EQ(calls["ffn_input (norm, gate, up, SiLU)"], 2 * 4 * 5);
+  EXPECT_EQ(calls["attn_input (norm, QKV, rope)"], 2 * 4 * 5);
+  EXPECT_EQ(calls["matmul_residual ffn_down"], 2 * 4 * 5);
+  EXPECT_EQ(calls["embedding"], 2 * 4);
+  EXPECT_GT(per_step, 0);
+  EXPECT_FALSE(ot.at("prefill_per_prefill").empty());
+  const CmdResult ott = run_tern({"bench", "-m", model, "-p", "8", "-n", "4", "-r", "1", "--no-roofline", "--op-times"});
+  ASSERT_EQ(ott.exit_code, 0) << ott.err;
+  EXPECT_NE(ott.out.find("decode step, by op (8 steps, warm-up included;"), std::string::npos) << ott.out;
+  EXPECT_NE(ott.out.find("matmul_residual attn_output"), std::string::npos) << ott.out;
 }
 
 TEST(BenchCli, BadInput) {

@@ -243,6 +243,8 @@ const std::vector<CommandSpec>& commands() {
                                                  "without one the roofline columns are left out)"},
            {"no-roofline", 0, K::Bool, "", "", "do not read hwprobe results; leave the roofline columns out"},
            {"json", 0, K::Bool, "", "", "print JSON instead of the table"},
+           {"op-times", 0, K::Bool, "", "", "also time every backend op (warm-up included) and print where a decode "
+                                            "step's and the prefill's time goes"},
        },
        backend_flags()),
        cmd_bench},
