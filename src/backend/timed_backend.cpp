@@ -69,8 +69,8 @@ void TimedBackend::kv_store(const KvView& kv, int pos0, int n_tokens, const floa
   done("kv_store", n_tokens, t0);
 }
 
-void TimedBackend::attention(const float* q, const KvView& kv, int n_tokens, int pos0, int n_heads, int n_kv_heads,
-                             int head_dim, float* out) {
+void TimedBackend::attention(const float* q, const KvView& kv, int n_tokens, int pos0, int n_heads,
+                             int n_kv_heads, int head_dim, float* out) {
   const auto t0 = Clock::now();
   in_.attention(q, kv, n_tokens, pos0, n_heads, n_kv_heads, head_dim, out);
   done("attention", n_tokens, t0);
@@ -94,15 +94,15 @@ void TimedBackend::add_bias(float* x, const TensorView& b, int n_tokens) {
   done("add_bias", n_tokens, t0);
 }
 
-void TimedBackend::attn_input(const AttnInput& a, const float* x, int n_tokens, const int* pos, float* xb, float* q,
-                              float* k, float* v) {
+void TimedBackend::attn_input(const AttnInput& a, const float* x, int n_tokens, const int* pos, float* xb,
+                              float* q, float* k, float* v) {
   const auto t0 = Clock::now();
   in_.attn_input(a, x, n_tokens, pos, xb, q, k, v);
   done("attn_input (norm, QKV, rope)", n_tokens, t0);
 }
 
-void TimedBackend::attention_batch(const AttnSeq* seqs, int n_seqs, const float* q, const float* k, const float* v,
-                                   int n_heads, int n_kv_heads, int head_dim, float* out) {
+void TimedBackend::attention_batch(const AttnSeq* seqs, int n_seqs, const float* q, const float* k,
+                                   const float* v, int n_heads, int n_kv_heads, int head_dim, float* out) {
   int tokens = 0;
   for (int i = 0; i < n_seqs; ++i) tokens += seqs[i].n_tokens;
   const auto t0 = Clock::now();
@@ -111,15 +111,15 @@ void TimedBackend::attention_batch(const AttnSeq* seqs, int n_seqs, const float*
 }
 
 void TimedBackend::ffn_input(const float* x, const TensorView& norm, float eps, const TensorView& w_gate,
-                             const TensorView& w_up, const TensorView* b_gate, const TensorView* b_up, int n_tokens,
-                             float* xb, float* h, float* h2) {
+                             const TensorView& w_up, const TensorView* b_gate, const TensorView* b_up,
+                             int n_tokens, float* xb, float* h, float* h2) {
   const auto t0 = Clock::now();
   in_.ffn_input(x, norm, eps, w_gate, w_up, b_gate, b_up, n_tokens, xb, h, h2);
   done("ffn_input (norm, gate, up, SiLU)", n_tokens, t0);
 }
 
-void TimedBackend::matmul_residual(const TensorView& w, const TensorView* b, const float* y, int n_tokens, float* x,
-                                   float* tmp) {
+void TimedBackend::matmul_residual(const TensorView& w, const TensorView* b, const float* y, int n_tokens,
+                                   float* x, float* tmp) {
   const auto t0 = Clock::now();
   in_.matmul_residual(w, b, y, n_tokens, x, tmp);
   done("matmul_residual " + weight_role(w.name), n_tokens, t0);

@@ -22,7 +22,7 @@ class TimedBackend final : public Backend {
   explicit TimedBackend(Backend& inner) : in_(inner) {}
 
   struct OpTime {
-    std::string op;     // "ffn_input", "matmul_residual attn_output", "matmul output", ...
+    std::string op;  // "ffn_input", "matmul_residual attn_output", "matmul output", ...
     double seconds = 0;
     int64_t calls = 0;
   };
@@ -58,8 +58,8 @@ class TimedBackend final : public Backend {
   void swiglu(float* gate, const float* up, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
   void add_bias(float* x, const TensorView& b, int n_tokens) override;
-  void attn_input(const AttnInput& a, const float* x, int n_tokens, const int* pos, float* xb, float* q, float* k,
-                  float* v) override;
+  void attn_input(const AttnInput& a, const float* x, int n_tokens, const int* pos, float* xb, float* q,
+                  float* k, float* v) override;
   void attention_batch(const AttnSeq* seqs, int n_seqs, const float* q, const float* k, const float* v,
                        int n_heads, int n_kv_heads, int head_dim, float* out) override;
   void ffn_input(const float* x, const TensorView& norm, float eps, const TensorView& w_gate,

@@ -129,7 +129,8 @@ void ThreadPool::run(int64_t n, RawFn fn, void* ctx) {
   n_units_ = units;
   done_.store(0, std::memory_order_relaxed);
   for (int t = 0; t < n_threads_; ++t) {
-    const uint64_t b = static_cast<uint64_t>(units * t / n_threads_), e = static_cast<uint64_t>(units * (t + 1) / n_threads_);
+    const uint64_t b = static_cast<uint64_t>(units * t / n_threads_),
+                   e = static_cast<uint64_t>(units * (t + 1) / n_threads_);
     runs_[static_cast<size_t>(t)].range.store((e << 32) | b, std::memory_order_release);
   }
   const uint64_t g = ++job_;

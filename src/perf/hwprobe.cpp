@@ -420,7 +420,8 @@ Result<HwprobeResult> hwprobe_from_json(const std::string& text, const std::stri
           const SizedRate sr{z.value("matrix_bytes", 0.0), z.value("bytes_per_s", 0.0)};
           if (!(sr.matrix_bytes > 0 && sr.bytes_per_s > 0) ||
               (!m.gemv_by_size.empty() && sr.matrix_bytes <= m.gemv_by_size.back().matrix_bytes))
-            return error(what + ": gemv_by_size needs positive matrix_bytes and bytes_per_s, ascending by size");
+            return error(what +
+                         ": gemv_by_size needs positive matrix_bytes and bytes_per_s, ascending by size");
           m.gemv_by_size.push_back(sr);
         }
         r.matmul.push_back(std::move(m));
@@ -535,12 +536,13 @@ std::string format_hwprobe(const HwprobeResult& r) {
     for (const MatmulCeiling& k : r.matmul) {
       std::string sized;
       for (const SizedRate& z : k.gemv_by_size)
-        if (&z != &k.gemv_by_size.back()) sized += binary(static_cast<int64_t>(z.matrix_bytes)) + " " + human(z.bytes_per_s, "B/s") + "  ";
-      std::snprintf(buf, sizeof buf, "  %-8s %-14s %-14s %-8s %s\n",
-                    std::string(dtype_name(k.weights)).c_str(), human(k.gemm_ops_per_s, "OP/s").c_str(),
-                    human(k.gemv_bytes_per_s, "B/s").c_str(),
-                    (std::to_string(static_cast<int>(std::lround(100 * k.gemv_bytes_per_s / r.read_bw))) + "%").c_str(),
-                    sized.substr(0, sized.find_last_not_of(' ') + 1).c_str());
+        if (&z != &k.gemv_by_size.back())
+          sized += binary(static_cast<int64_t>(z.matrix_bytes)) + " " + human(z.bytes_per_s, "B/s") + "  ";
+      std::snprintf(
+          buf, sizeof buf, "  %-8s %-14s %-14s %-8s %s\n", std::string(dtype_name(k.weights)).c_str(),
+          human(k.gemm_ops_per_s, "OP/s").c_str(), human(k.gemv_bytes_per_s, "B/s").c_str(),
+          (std::to_string(static_cast<int>(std::lround(100 * k.gemv_bytes_per_s / r.read_bw))) + "%").c_str(),
+          sized.substr(0, sized.find_last_not_of(' ') + 1).c_str());
       s += buf;
     }
   }

@@ -80,7 +80,10 @@ std::vector<TensorView> slice_rows(const TensorView& w, int64_t bytes) {
   const int64_t rows = std::max<int64_t>(1, bytes / rb);
   std::vector<TensorView> out;
   for (int64_t r = 0; r + rows <= w.rows(); r += rows)
-    out.push_back({"probe_gemv_slice", w.dtype, {rows, w.cols()}, static_cast<const uint8_t*>(w.data) + r * rb,
+    out.push_back({"probe_gemv_slice",
+                   w.dtype,
+                   {rows, w.cols()},
+                   static_cast<const uint8_t*>(w.data) + r * rb,
                    static_cast<size_t>(rows * rb)});
   return out;
 }
@@ -185,7 +188,8 @@ Result<std::vector<MatmulCeiling>> measure_matmul_ceilings(const MatmulProbeShap
     MatmulCeiling c{u.type, gemm_ops / u.gemm_s, gemv_bytes / u.gemv_s, {}};
     for (size_t i = 0; i < sizes.size(); ++i) {
       double bytes = 0;
-      for (const TensorView& w : u.slices[i]) bytes += static_cast<double>(w.nbytes) + 4.0 * (s.gemv_cols + w.rows());
+      for (const TensorView& w : u.slices[i])
+        bytes += static_cast<double>(w.nbytes) + 4.0 * (s.gemv_cols + w.rows());
       if (!u.slices[i].empty())
         c.gemv_by_size.push_back({bytes / static_cast<double>(u.slices[i].size()), bytes / u.sliced_s[i]});
     }

@@ -71,10 +71,14 @@ int cmd_bench(const Args& a) {
   BenchOptions o;
   const int64_t p = a.integer("prompt"), n = a.integer("n-gen"), r = a.integer("repetitions"),
                 t = a.integer("threads");
-  if (p < 1 || p > (1 << 24)) return fail("bench", "--prompt (-p) must be a positive token count, got " + a.str("prompt"));
-  if (n < 1 || n > (1 << 24)) return fail("bench", "--n-gen (-n) must be a positive token count, got " + a.str("n-gen"));
-  if (r < 1 || r > 10000) return fail("bench", "--repetitions (-r) must be >= 1, got " + a.str("repetitions"));
-  if (t < 0 || t > 4096) return fail("bench", "--threads (-t) must be 0 (all cores) or positive, got " + a.str("threads"));
+  if (p < 1 || p > (1 << 24))
+    return fail("bench", "--prompt (-p) must be a positive token count, got " + a.str("prompt"));
+  if (n < 1 || n > (1 << 24))
+    return fail("bench", "--n-gen (-n) must be a positive token count, got " + a.str("n-gen"));
+  if (r < 1 || r > 10000)
+    return fail("bench", "--repetitions (-r) must be >= 1, got " + a.str("repetitions"));
+  if (t < 0 || t > 4096)
+    return fail("bench", "--threads (-t) must be 0 (all cores) or positive, got " + a.str("threads"));
   o.prompt = static_cast<int>(p);
   o.output = static_cast<int>(n);
   o.repetitions = static_cast<int>(r);
@@ -82,7 +86,8 @@ int cmd_bench(const Args& a) {
   o.seed = a.u64("seed");
   o.warmup = !a.flag("no-warmup");
   const int64_t chunk = a.integer("chunk");
-  if (chunk < 1 || chunk > 65536) return fail("bench", "--chunk must be between 1 and 65536, got " + a.str("chunk"));
+  if (chunk < 1 || chunk > 65536)
+    return fail("bench", "--chunk must be between 1 and 65536, got " + a.str("chunk"));
   o.max_batch = static_cast<int>(chunk);
 
   // The roofline needs a hwprobe measurement; bench never measures one itself (it would disturb the run).
