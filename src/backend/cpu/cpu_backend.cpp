@@ -107,33 +107,20 @@ Status CpuBackend::prepare(const WeightStore& weights) {
   if (!avx512_) return Status();
   const auto t0 = std::chrono::steady_clock::now();
   for (const auto& [name, t] : weights.all()) {
-    if (name != "token_embd.weight" && t.shape.size() == 2 && bf16_ && bgemm_supports(t.dtype)) {
-      if (!bf16_weights(t))
-        return error("cpu backend: out of memory copying " + name + " as bf16 (" + std::to_string(t.nbytes) +
-                     " bytes)");
-      weights.release_pages(t);
-      continue;
-    }
-    if (name != "token_embd.weight" && t.shape.size() == 2 && path_for(t.dtype) == Path::Float) {
-      // The float GEMM reads the weights as they are: copied, page by page on every thread, into huge pages.
-      uint8_t* dst = packed_arena_.allocate(t.nbytes);
-      if (!dst)
-        return error("cpu backend: out of memory copying " + name + " (" + std::to_string(t.nbytes) +
-                     " bytes)");
-      const uint8_t* src = static_cast<const uint8_t*>(t.data);
-      pool_.parallel_for(static_cast<int64_t>((t.nbytes + 4095) / 4096), [&](int64_t a, int64_t b, int) {
-        const size_t lo = static_cast<size_t>(a) * 4096;
-        const size_t hi = std::min(t.nbytes, static_cast<size_t>(b) * 4096);
-        std::memcpy(dst + lo, src + lo, hi - lo);
-      });
-      prep_.bytes += t.nbytes;
-      packed_.emplace(t.data, dst);
-      weights.release_pages(t);
-      continue;
-    }
-    if (name == "token_embd.weight" || t.shape.size() != 2 || !qgemm_supports(t.dtype)) continue;
-    if (t.cols() % (t.dtype == DType::Q4_K || t.dtype == DType::Q6_K ? 256 : 32) != 0) continue;
-    packed_weights(t);
+    if (name == "token_embd.weight" || t.shape.size() != 2) continue;
+    const uint8_t* copy = nullptr;
+    if (bf16_ && bgemm_supports(t.dtype))
+      copy = bf16_weights(t);
+    else if (path_for(t.dtype) == Path::Float)
+      copy = float_weights(t);
+    else if (qgemm_supports(t.dtype) &&
+             t.cols() % (t.dtype == DType::Q4_K || t.dtype == DType::Q6_K ? 256 : 32) == 0)
+      copy = packed_weights(t);
+    else
+      continue;  // read in place
+    if (!copy)
+      return error("cpu backend: out of memory for the copy of " + name + " (" + std::to_string(t.nbytes) +
+                   " bytes)");
     weights.release_pages(t);
   }
   prep_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

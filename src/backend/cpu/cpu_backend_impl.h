@@ -103,12 +103,25 @@ class CpuBackend final : public Backend {
                    bool accumulate);
   // The plan's rows spread over the pool in blocks of p.grain.
   void matmul_all(const MatmulPlan& p, float* out, bool accumulate);
-  // The packed copy of a weight for the integer GEMM, made at load (prepare) or first use and kept for the
-  // backend's life (keyed by the tensor's data pointer; weights never move).
+  // The backend's copy of a weight in the layout its kernel reads, made at load (prepare) or first use and
+  // kept for the backend's life in packed_arena_ (keyed by the tensor's data pointer; weights never move);
+  // nullptr when there is no memory for it. Packed for the integer GEMM (qgemm.h); as padded bf16 rows for
+  // the bf16 mode (fgemm_bf16.h); as it is for the float GEMM (only to have it in huge pages).
   const uint8_t* packed_weights(const TensorView& w);
-  // The bf16 copy of an F16 or BF16 weight for the bf16 mode (fgemm_bf16.h), made at load or first use and
-  // kept in the same way; nullptr when there is no memory for it.
   const uint8_t* bf16_weights(const TensorView& w);
+  const uint8_t* float_weights(const TensorView& w);
+  // What the three share: `bytes` from the arena, filled by fill(r0, r1, dst) for w's rows [r0, r1) on
+  // the pool, once per tensor.
+  template <class Fill>
+  const uint8_t* kept_copy(const TensorView& w, size_t bytes, Fill&& fill) {
+    if (auto it = packed_.find(w.data); it != packed_.end()) return it->second;
+    uint8_t* dst = packed_arena_.allocate(bytes);
+    if (!dst) return nullptr;
+    prep_.bytes += bytes;
+    packed_.emplace(w.data, dst);
+    pool_.parallel_for(w.rows(), [&](int64_t r0, int64_t r1, int) { fill(r0, r1, dst); });
+    return dst;
+  }
 
   // --- shared by rmsnorm and the fused ops ---
   // The norm weight as fp32 (converted into norm_w_ unless it is F32 already).

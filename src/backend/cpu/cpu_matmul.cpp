@@ -3,6 +3,7 @@
 // rows can be computed by any thread: matmul spreads all rows over the pool, the fused ops (cpu_fused.cpp)
 // compute rows of several weights in one job and finish each range (bias, RoPE, SiLU) while it is in cache.
 #include <algorithm>
+#include <cstring>
 #include <new>
 
 #include "backend/cpu/cpu_backend_impl.h"
@@ -33,6 +34,7 @@ MatmulPlan CpuBackend::plan_matmul(const TensorView& w, const float* x, int n_to
     p.x_groups = lay.x_groups();
     p.row_bytes = lay.row_bytes;
     p.wdata = packed_weights(w);
+    if (!p.wdata) throw std::bad_alloc();
     // About 16 KiB of weights, which stay in L1 while every token tile passes over them.
     p.grain = std::clamp<int64_t>(((16 << 10) / p.row_bytes) & ~int64_t{1}, 2, 32);
     grow(act.xg, static_cast<size_t>(n_tokens * p.x_groups + 1));
@@ -163,39 +165,30 @@ void CpuBackend::matmul(const TensorView& w, const float* x, int n_tokens, float
 }
 
 const uint8_t* CpuBackend::packed_weights(const TensorView& w) {
-  auto it = packed_.find(w.data);
-  if (it != packed_.end()) return it->second;
-  const int64_t n_rows = w.rows(), nb = w.cols() / kQ8XBlock;
+  const int64_t nb = w.cols() / kQ8XBlock;
   const size_t rb = row_bytes(w.dtype, w.cols());
   const size_t prb = static_cast<size_t>(qgemm_layout(w.dtype, nb).row_bytes);
-  const size_t bytes = prb * static_cast<size_t>(n_rows);
-  uint8_t* dst = packed_arena_.allocate(bytes);
-  if (!dst) throw std::bad_alloc();
-  prep_.bytes += bytes;
-  packed_.emplace(w.data, dst);
   const uint8_t* src = static_cast<const uint8_t*>(w.data);
-  pool_.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
+  return kept_copy(w, prb * static_cast<size_t>(w.rows()), [&](int64_t r0, int64_t r1, uint8_t* dst) {
     qgemm_pack_weights(w.dtype, src + r0 * rb, dst + r0 * prb, r1 - r0, nb);
   });
-  return dst;
 }
 
 const uint8_t* CpuBackend::bf16_weights(const TensorView& w) {
-  auto it = packed_.find(w.data);
-  if (it != packed_.end()) return it->second;
-  const int64_t n_rows = w.rows(), n_in = w.cols();
-  const size_t bytes = static_cast<size_t>(n_rows * bgemm_row_elems(n_in)) * 2;
-  uint8_t* dst = packed_arena_.allocate(bytes);
-  if (!dst) return nullptr;
-  prep_.bytes += bytes;
-  packed_.emplace(w.data, dst);
-  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+  const int64_t n_in = w.cols(), ld = bgemm_row_elems(n_in);
   const int64_t rb = static_cast<int64_t>(row_bytes(w.dtype, n_in));
-  uint16_t* d = reinterpret_cast<uint16_t*>(dst);
-  pool_.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
-    bgemm_pack_weights(w.dtype, src + r0 * rb, rb, r1 - r0, n_in, d + r0 * bgemm_row_elems(n_in));
+  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+  return kept_copy(w, static_cast<size_t>(w.rows() * ld) * 2, [&](int64_t r0, int64_t r1, uint8_t* dst) {
+    bgemm_pack_weights(w.dtype, src + r0 * rb, rb, r1 - r0, n_in, reinterpret_cast<uint16_t*>(dst) + r0 * ld);
   });
-  return dst;
+}
+
+const uint8_t* CpuBackend::float_weights(const TensorView& w) {
+  const size_t rb = row_bytes(w.dtype, w.cols());
+  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+  return kept_copy(w, w.nbytes, [&](int64_t r0, int64_t r1, uint8_t* dst) {
+    std::memcpy(dst + r0 * rb, src + r0 * rb, static_cast<size_t>(r1 - r0) * rb);
+  });
 }
 
 }  // namespace tern::cpu
