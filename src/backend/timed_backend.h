@@ -1,7 +1,8 @@
 // A Backend that times another: every op is forwarded to the inner backend and its wall time (after the
 // backend's synchronize(), so a device backend's queued work is counted where it was issued) is added to a
 // total per op and weight role, split by phase: calls of one token are the decode steps of a batch-1 run,
-// calls of more are prefill. `tern bench --op-times` wraps its backend in one and prints where a step's time
+// calls of more are prefill (swiglu and add, which take no token count, count as prefill; the model calls
+// only the fused ops). `tern bench --op-times` wraps its backend in one and prints where a step's time
 // goes, to set against the roofline's per-op table (docs/estimator.md). Synchronizing after every op takes
 // away a device backend's overlap of launches, so its totals are an upper bound there; on the CPU backends,
 // whose synchronize() does nothing, the timing adds two clock reads per op.
@@ -70,8 +71,9 @@ class TimedBackend final : public Backend {
 
  private:
   using Clock = std::chrono::steady_clock;
-  // Synchronizes the inner backend and adds the time since t0 to (op, phase).
-  void done(const std::string& op, int n_tokens, Clock::time_point t0);
+  // Synchronizes the inner backend and adds the time since t0 to (op, phase); with a weight, the op's name
+  // is followed by the weight's role.
+  void done(const char* op, const TensorView* w, int n_tokens, Clock::time_point t0);
 
   Backend& in_;
   std::map<std::string, OpTime> decode_, prefill_;
