@@ -70,8 +70,8 @@ struct Subject {
   TensorView gemm, gemv;
   BackendBuffer x, gemm_out, gemv_out;
   double gemm_s = 1e30, gemv_s = 1e30;  // fastest call so far
-  std::vector<TensorView> slices[8];     // the GEMV weight cut into slices of each of shape.gemv_sizes
-  double sliced_s[8] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30, 1e30, 1e30};  // fastest pass over each
+  std::vector<std::vector<TensorView>> slices;  // the GEMV weight cut into slices of each of the sizes
+  std::vector<double> sliced_s;                 // fastest pass over each
 };
 
 // The GEMV weight w as consecutive slices of about `bytes` each (whole rows, at least one).
@@ -119,7 +119,6 @@ Result<std::vector<MatmulCeiling>> measure_matmul_ceilings(const MatmulProbeShap
   for (int64_t b : s.gemv_sizes)
     if (b > 0 && b < s.gemv_bytes) sizes.push_back(b);
   std::sort(sizes.begin(), sizes.end());
-  if (sizes.size() > 8) return error("matmul probe: at most 8 GEMV slice sizes");
   std::vector<float> xv(static_cast<size_t>(s.gemm_tokens * s.gemm_cols));
   Rng rng(0x5eed);
   for (float& v : xv) v = 2 * rng.uniform() - 1;
@@ -159,7 +158,8 @@ Result<std::vector<MatmulCeiling>> measure_matmul_ceilings(const MatmulProbeShap
     auto gemm = time_matmul(*u.be, u.gemm, u.x.f32(), static_cast<int>(s.gemm_tokens), u.gemm_out.f32());
     auto gemv = time_matmul(*u.be, u.gemv, u.x.f32(), 1, u.gemv_out.f32());
     if (!gemm || !gemv) return error("matmul probe: " + (gemm ? gemv.message() : gemm.message()));
-    for (size_t i = 0; i < sizes.size(); ++i) u.slices[i] = slice_rows(u.gemv, sizes[i]);
+    for (int64_t b : sizes) u.slices.push_back(slice_rows(u.gemv, b));
+    u.sliced_s.assign(sizes.size(), 1e30);
     subjects.push_back(std::move(u));
   }
 
