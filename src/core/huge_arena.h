@@ -2,7 +2,7 @@
 // weights. It comes from large anonymous maps aligned to 2 MiB and marked for transparent huge pages
 // (madvise MADV_HUGEPAGE, which works where /sys/kernel/mm/transparent_hugepage/enabled says "madvise" or
 // "always"). A decode step reads hundreds of MB of weights once each; in 4 KiB pages that is a TLB miss and a
-// page walk every 64 cache lines, which on the development machine cost 10-25% of the decode rate
+// page walk every 64 cache lines, which on the development machine cost 11-33% of the decode rate
 // (docs/performance.md). Allocations are carved one after another out of slabs and freed all at once with the
 // arena; a slab's unused tail is never touched and so never becomes resident.
 #pragma once
