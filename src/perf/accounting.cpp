@@ -85,6 +85,9 @@ std::vector<OpCost> step_ops(const ModelConfig& c, const Precision& p, const Ste
                     double rows, bool bias = false) {
     OpCost& o = b.add(name, OpClass::Matmul, p.matmul, repeat);
     o.weight_dtype = wtype;
+    o.mm_out = static_cast<int64_t>(out);
+    o.mm_in = static_cast<int64_t>(in);
+    o.mm_rows = static_cast<int64_t>(rows);
     o.flops = 2 * rows * in * out + (bias ? rows * out : 0);
     o.weight_bytes = in * out * wbytes + (bias ? out * w.norm : 0);
     o.bytes_read = o.weight_bytes + rows * in * a;
@@ -107,6 +110,9 @@ std::vector<OpCost> step_ops(const ModelConfig& c, const Precision& p, const Ste
   if (s.assume.embedding_matmul) {
     OpCost& o = b.add("token_embd", OpClass::Matmul, p.matmul, 1);
     o.weight_dtype = p.weight_types.token_embd;
+    o.mm_out = static_cast<int64_t>(D);
+    o.mm_in = static_cast<int64_t>(V);
+    o.mm_rows = static_cast<int64_t>(R);
     o.flops = 2 * R * V * D;
     o.weight_bytes = V * D * w.token_embd;
     o.bytes_read = o.weight_bytes + R * V * a;  // the one-hot input rows
@@ -148,6 +154,11 @@ std::vector<OpCost> step_ops(const ModelConfig& c, const Precision& p, const Ste
     for (int64_t j = 0; j < tiles; ++j)
       keys_streamed += s.assume.causal ? std::min(P0 + (j + 1) * Br, keys_end) : keys_end;
     OpCost& o = b.add("attention", OpClass::Attention, p.attention, L);
+    o.tokens = s.n_tokens;
+    o.kv_start = s.kv_start;
+    o.n_heads = c.n_heads;
+    o.n_kv_heads = c.n_kv_heads;
+    o.head_dim = c.head_dim;
     o.flops = B * Hq * pairs * (4 * hd + kSoftmaxFlops);
     o.kv_read = B * keys_streamed * Hk * hd * kvb * 2;
     o.bytes_read = q_bytes + o.kv_read;

@@ -101,6 +101,10 @@ struct OpCost {
   double kv_read = 0;               // of bytes_read: KV cache
   double kv_written = 0;            // of bytes_written: KV cache
   DType weight_dtype = DType::F32;  // matmuls: the weight matrix's type
+  int64_t mm_out = 0, mm_in = 0;    // matmuls: the weight's shape (out features, in features)
+  int64_t mm_rows = 0;              // matmuls: rows of activations through it per instance (batch x tokens)
+  int64_t tokens = 0, kv_start = 0;  // attention: each sequence's queries, and the keys cached before them
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0;  // attention: the heads
 
   double bytes() const { return bytes_read + bytes_written; }
   double total_flops() const { return flops * static_cast<double>(repeat); }

@@ -20,8 +20,26 @@ struct Roof {
 };
 
 Roof roof_for(const OpCost& o, const Hardware& hw, const EstimateOptions& opts) {
-  // A matmul streams its weight at the rate the probe measured for matrices of that size.
-  if (opts.ceilings == Ceilings::Kernels && o.cls == OpClass::Matmul)
+  const bool kernels = opts.ceilings == Ceilings::Kernels && o.cls == OpClass::Matmul;
+  // A matmul measured on its own shape runs at that shape's rates (the GEMM's, where it was measured, else
+  // its type's).
+  if (kernels)
+    if (const ShapeCeiling* sc = hw.shape_ceiling(o.weight_dtype, o.mm_out, o.mm_in)) {
+      const MatmulCeiling* k = hw.matmul_ceiling(o.weight_dtype);
+      const double gemm = sc->gemm_ops_per_s > 0 ? sc->gemm_ops_per_s
+                          : k                    ? k->gemm_ops_per_s
+                                                 : hw.peak_flops(o.compute);
+      return {gemm * opts.flop_efficiency, sc->gemv_bytes_per_s * opts.mem_efficiency, true};
+    }
+  // Attention measured for the model's heads runs at the measured rate for its queries and cache length.
+  if (opts.ceilings == Ceilings::Kernels && o.cls == OpClass::Attention && o.flops > 0)
+    if (const double rate = hw.attention_rate(o.n_heads, o.n_kv_heads, o.head_dim, o.tokens, o.kv_start);
+        rate > 0) {
+      const double t = o.flops / rate;  // both roofs give this time
+      return {rate * opts.flop_efficiency, o.bytes() / t * opts.mem_efficiency, true};
+    }
+  // Otherwise it streams its weight at the rate the probe measured for matrices of that size.
+  if (kernels)
     if (const MatmulCeiling* k = hw.matmul_ceiling(o.weight_dtype))
       return {k->gemm_ops_per_s * opts.flop_efficiency, k->gemv_rate(o.weight_bytes) * opts.mem_efficiency,
               true};
@@ -111,7 +129,7 @@ double activation_bytes(const ModelSpec& m, const Workload& w, int64_t batch) {
 // Names the matmuls that the kernels ceilings could not bound, and why.
 std::string ceilings_note(const Estimate& e) {
   if (e.options.ceilings != Ceilings::Kernels) return "";
-  if (e.hw.matmul_ceilings.empty())
+  if (e.hw.matmul_ceilings.empty() && e.hw.shape_ceilings.empty())
     return "no kernel ceilings for " + e.hw.key +
            " (only `tern hwprobe` measures them; a file it wrote before it did lacks them): every matmul is "
            "bounded by the hardware peaks";
@@ -149,6 +167,25 @@ void assume_llm_workload(Workload& w, const ModelConfig& c) {
   w.assume.flash_block = c.head_dim;
   w.decode_stride = 256;
   w.first_token_from_prefill = false;
+}
+
+std::vector<MatrixShape> matrix_shapes(const ModelSpec& m, const Workload& w) {
+  std::vector<MatrixShape> out;
+  // One prefill chunk of the workload (with logits) and one decode step cover every matrix.
+  StepShape prefill = shape_of(w), decode = shape_of(w);
+  prefill.n_tokens = prefill_chunk(w);
+  decode.n_tokens = 1;
+  decode.kv_start = w.prompt;
+  for (const StepShape& s : {prefill, decode})
+    for (const OpCost& o : step_ops(m.config, m.precision, s)) {
+      if (o.cls != OpClass::Matmul) continue;
+      auto it = std::find_if(out.begin(), out.end(), [&](const MatrixShape& x) {
+        return x.weights == o.weight_dtype && x.out == o.mm_out && x.in == o.mm_in;
+      });
+      if (it == out.end()) out.push_back({o.weight_dtype, o.mm_out, o.mm_in, o.mm_rows > 1});
+      else it->gemm = it->gemm || o.mm_rows > 1;
+    }
+  return out;
 }
 
 double step_time(const std::vector<OpCost>& ops, const Hardware& hw, const EstimateOptions& opts) {

@@ -49,6 +49,8 @@ void assume_llm_workload(Workload& w, const ModelConfig& c);
 // Kernels: tern's CPU matmul on the weights' type as hwprobe measured it in isolation (Hardware::
 // matmul_ceilings: GEMM ops/s, streaming GEMV bytes/s), so that an estimate against measurement tests whether
 // the per-op model composes into the end-to-end time rather than how far the kernels are from the hardware.
+// Where the hardware also has a model's own probed ceilings (tern estimate --probe-shapes: ShapeCeiling,
+// AttentionCeiling), each matmul takes its shape's rates and the attention its measured rate instead.
 // Every other op keeps the hardware roofs either way.
 enum class Ceilings { Peaks, Kernels };
 const char* ceilings_name(Ceilings c);  // "peaks", "kernels"
@@ -133,6 +135,10 @@ MemoryUse memory_use(const ModelSpec& m, const Hardware& hw, const Workload& w);
 
 Result<Estimate> estimate(const ModelSpec& m, const Hardware& hw, const Workload& w,
                           const EstimateOptions& opts = {});
+
+// The distinct weight matrices (type and shape) of the model's forward calls under the workload, for
+// measure_shape_ceilings (perf/kernel_probe.h): `gemm` where a call passes more than one row through it.
+std::vector<MatrixShape> matrix_shapes(const ModelSpec& m, const Workload& w);
 
 // The roofline time of one forward call's ops (the building block of estimate(), and what bench compares a
 // measured step against).

@@ -1,5 +1,6 @@
 #include "perf/hardware.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace tern::perf {
@@ -27,6 +28,40 @@ const MatmulCeiling* Hardware::matmul_ceiling(DType weights) const {
   for (const MatmulCeiling& m : matmul_ceilings)
     if (m.weights == weights) return &m;
   return nullptr;
+}
+
+const ShapeCeiling* Hardware::shape_ceiling(DType weights, int64_t out, int64_t in) const {
+  for (const ShapeCeiling& c : shape_ceilings)
+    if (c.weights == weights && c.out == out && c.in == in) return &c;
+  return nullptr;
+}
+
+double Hardware::attention_rate(int n_heads, int n_kv_heads, int head_dim, int64_t tokens,
+                                int64_t kv_start) const {
+  std::vector<const AttentionCeiling*> pts;
+  for (const AttentionCeiling& a : attention_ceilings)
+    if (a.n_heads == n_heads && a.n_kv_heads == n_kv_heads && a.head_dim == head_dim && a.flops_per_s > 0 &&
+        (tokens == 1) == (a.tokens == 1))
+      pts.push_back(&a);
+  if (pts.empty()) return 0;
+  if (tokens > 1) {
+    const AttentionCeiling* best = pts.front();
+    for (const AttentionCeiling* a : pts)
+      if (std::fabs(std::log(static_cast<double>(a->tokens) / static_cast<double>(tokens))) <
+          std::fabs(std::log(static_cast<double>(best->tokens) / static_cast<double>(tokens))))
+        best = a;
+    return best->flops_per_s;
+  }
+  std::sort(pts.begin(), pts.end(), [](auto* a, auto* b) { return a->kv_start < b->kv_start; });
+  if (kv_start <= pts.front()->kv_start) return pts.front()->flops_per_s;
+  if (kv_start >= pts.back()->kv_start) return pts.back()->flops_per_s;
+  for (size_t i = 0; i + 1 < pts.size(); ++i)
+    if (kv_start <= pts[i + 1]->kv_start) {
+      const double f = static_cast<double>(kv_start - pts[i]->kv_start) /
+                       static_cast<double>(pts[i + 1]->kv_start - pts[i]->kv_start);
+      return pts[i]->flops_per_s + f * (pts[i + 1]->flops_per_s - pts[i]->flops_per_s);
+    }
+  return pts.back()->flops_per_s;
 }
 
 namespace {

@@ -37,6 +37,44 @@ struct MatmulCeiling {
   double gemv_rate(double matrix_bytes) const;
 };
 
+// tern's CPU matmul on one weight shape of a model, measured just before it is used (`tern estimate
+// --probe-shapes`, and `--validate` for each model): a matrix's rate depends on its shape as well as its type
+// (a reduction width that is not a multiple of the kernel's group of blocks leaves lanes idle; a short output
+// dimension leaves the threads little to share), which the per-type ceilings, measured on one shape, miss.
+// A weight matrix of a model: its type and shape, and whether forward calls pass many tokens through it (a
+// prefill's matmuls) or only ever one per sequence (the classifier, which sees the last prompt token only).
+struct MatrixShape {
+  DType weights = DType::F32;
+  int64_t out = 0, in = 0;
+  bool gemm = true;
+};
+
+struct ShapeCeiling {
+  DType weights = DType::F32;
+  int64_t out = 0, in = 0;      // the weight (out features, in features)
+  int64_t tokens = 0;           // the GEMM's rows of activations; 0 when only the GEMV was measured
+  double gemm_ops_per_s = 0;    // 2 * out * in * tokens / time; 0 when not measured
+  double gemv_bytes_per_s = 0;  // one token against each of a run of separate matrices of this shape, more
+                                // bytes than the last-level cache holds, as a decode step calls them
+};
+
+// tern's CPU attention for one head configuration, as a model layer calls it (Backend::attention_batch:
+// store the new keys and values in an f32 cache, then attend), measured with the shapes (`--probe-shapes`):
+// `tokens` queries at positions kv_start .. kv_start + tokens - 1, as FLOPs (counted as perf/accounting.h
+// counts the attention op's) per second. The attention of a decode step runs from a few cache rows, its
+// hand-off to the threads and its softmax, none of which the roofs see.
+struct AttentionCeiling {
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  int64_t tokens = 0, kv_start = 0;
+  double flops_per_s = 0;
+};
+
+// What a probe of one model measures: its matrices' and its attention's ceilings.
+struct ModelCeilings {
+  std::vector<ShapeCeiling> shapes;
+  std::vector<AttentionCeiling> attention;
+};
+
 struct Hardware {
   std::string key;   // "a100-80gb-pcie", "host"
   std::string name;  // "NVIDIA A100 80GB PCIe"
@@ -49,9 +87,16 @@ struct Hardware {
   double peak[kComputeKinds] = {0, 0, 0, 0};
   std::string source;                          // where the figures come from
   std::vector<MatmulCeiling> matmul_ceilings;  // by weight type; empty for presets and older hwprobe files
+  std::vector<ShapeCeiling> shape_ceilings;    // by weight shape and type; empty unless probed for a model
+  std::vector<AttentionCeiling> attention_ceilings;  // empty unless probed for a model
 
   double peak_flops(Compute c) const;
   const MatmulCeiling* matmul_ceiling(DType weights) const;  // nullptr when not measured
+  const ShapeCeiling* shape_ceiling(DType weights, int64_t out, int64_t in) const;  // nullptr: not measured
+  // The attention rate for `tokens` queries from kv_start on, with this head configuration; 0 when not
+  // measured. One token: interpolated linearly in kv_start between the measured one-token points (held at
+  // the end ones beyond them); more: the measured point with the nearest token count.
+  double attention_rate(int n_heads, int n_kv_heads, int head_dim, int64_t tokens, int64_t kv_start) const;
   bool has(Compute c) const { return peak[static_cast<int>(c)] > 0; }
   // Arithmetic intensity (FLOP/byte) above which an op of this compute type is compute-bound.
   double ridge(Compute c) const { return peak_flops(c) / mem_bandwidth; }

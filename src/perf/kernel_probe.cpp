@@ -104,6 +104,18 @@ Result<double> time_matmul(Backend& be, const TensorView& w, const float* x, int
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// Reads a buffer larger than any last-level cache, so that what the caches held is gone: in a decode step the
+// cache rows a layer's attention reads were written a step ago, and the whole model's weights have streamed
+// through the caches since.
+void evict_caches() {
+  constexpr size_t kWords = (size_t{128} << 20) / sizeof(uint64_t);
+  static std::vector<uint64_t> buffer(kWords, 1);
+  uint64_t sum = 0;
+  for (uint64_t w : buffer) sum += w;
+  volatile uint64_t sink = sum;
+  (void)sink;
+}
+
 }  // namespace
 
 const std::vector<DType>& probed_weight_types() {
@@ -197,6 +209,190 @@ Result<std::vector<MatmulCeiling>> measure_matmul_ceilings(const MatmulProbeShap
     out.push_back(std::move(c));
   }
   return out;
+}
+
+Result<std::vector<ShapeCeiling>> measure_shape_ceilings(const std::vector<MatrixShape>& shapes,
+                                                         const ShapeProbe& p, int threads) {
+  if (p.tokens < 1 || p.stream_bytes < 1 || p.rounds < 1)
+    return error("shape probe: tokens, stream bytes and rounds must be positive");
+  // One backend for all shapes: each has a thread pool, and idle pools' workers spinning for their next
+  // job would take the cores from the one being timed. Declared before the buffers it frees.
+  std::unique_ptr<Backend> be = make_cpu_backend(threads);
+  struct Probe {
+    MatrixShape shape;
+    HostBytes w;
+    std::vector<TensorView> copies;  // the GEMM uses the first
+    BackendBuffer x, out;
+    double gemm_s = 1e30, gemv_s = 1e30;
+  };
+  std::vector<float> xv;
+  Rng rng(0x5eed);
+  std::vector<Probe> probes;
+  for (const MatrixShape& m : shapes) {
+    const std::string name = std::string(dtype_name(m.weights)) + " " + std::to_string(m.out) + " x " +
+                             std::to_string(m.in);
+    if (m.out < 1 || m.in < 1) return error("shape probe: " + name + ": dimensions must be positive");
+    Probe u;
+    u.shape = m;
+    const int64_t block = dtype_info(static_cast<uint32_t>(m.weights))->block_elems;
+    if (!be->supports(m.weights) || m.in % block != 0)
+      return error("shape probe: " + name + ": the cpu backend has no matmul for this type and width");
+    const int64_t rb = static_cast<int64_t>(row_bytes(m.weights, static_cast<uint64_t>(m.in)));
+    const int64_t matrix = rb * m.out;
+    const int64_t copies = std::max<int64_t>(1, (p.stream_bytes + matrix - 1) / matrix);
+    u.w = synthetic_weight(m.weights, m.out * copies, m.in);
+    const int64_t tokens = m.gemm ? p.tokens : 1;
+    auto x = BackendBuffer::make(*be, static_cast<size_t>(tokens * m.in) * sizeof(float));
+    auto out = BackendBuffer::make(*be, static_cast<size_t>(tokens * m.out) * sizeof(float));
+    if (!u.w || !x || !out) return error("shape probe: cannot allocate " + name + " x " + std::to_string(copies));
+    u.x = std::move(x.value());
+    u.out = std::move(out.value());
+    xv.resize(static_cast<size_t>(tokens * m.in));
+    for (float& v : xv) v = 2 * rng.uniform() - 1;
+    be->copy_from_host(u.x.get(), xv.data(), xv.size() * sizeof(float));
+    const TensorView all{"probe_shape", m.weights, {m.out * copies, m.in}, u.w.get(),
+                         static_cast<size_t>(matrix * copies)};
+    u.copies = slice_rows(all, matrix);
+    // Untimed: the first calls repack each copy and fault its pages in.
+    if (m.gemm)
+      if (auto t = time_matmul(*be, u.copies[0], u.x.f32(), static_cast<int>(tokens), u.out.f32()); !t)
+        return error("shape probe: " + t.message());
+    if (auto t = time_slices(*be, u.copies, u.x.f32(), u.out.f32()); !t)
+      return error("shape probe: " + t.message());
+    probes.push_back(std::move(u));
+  }
+  for (int round = 0; round < p.rounds; ++round)
+    for (Probe& u : probes) {
+      if (u.shape.gemm) {
+        auto t = time_matmul(*be, u.copies[0], u.x.f32(), static_cast<int>(p.tokens), u.out.f32());
+        if (!t) return error("shape probe: " + t.message());
+        u.gemm_s = std::min(u.gemm_s, t.value());
+      }
+      auto t = time_slices(*be, u.copies, u.x.f32(), u.out.f32());
+      if (!t) return error("shape probe: " + t.message());
+      u.gemv_s = std::min(u.gemv_s, t.value());
+    }
+  std::vector<ShapeCeiling> out;
+  for (const Probe& u : probes) {
+    const MatrixShape& m = u.shape;
+    ShapeCeiling c;
+    c.weights = m.weights;
+    c.out = m.out;
+    c.in = m.in;
+    // Bytes of a call as perf/accounting.h counts a matmul's: the weights, the input row and the output row.
+    double bytes = 0;
+    for (const TensorView& w : u.copies) bytes += static_cast<double>(w.nbytes) + 4.0 * static_cast<double>(m.in + m.out);
+    c.gemv_bytes_per_s = bytes / u.gemv_s;
+    if (m.gemm) {
+      c.tokens = p.tokens;
+      c.gemm_ops_per_s = 2.0 * static_cast<double>(m.out * m.in * p.tokens) / u.gemm_s;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+Result<std::vector<AttentionCeiling>> measure_attention_ceilings(const ModelConfig& c,
+                                                                 const std::vector<AttentionPoint>& points,
+                                                                 int rounds, int threads) {
+  if (c.n_heads < 1 || c.n_kv_heads < 1 || c.head_dim < 1 || c.n_layers < 1 || c.n_heads % c.n_kv_heads != 0)
+    return error("attention probe: the model's heads (" + std::to_string(c.n_heads) + " query, " +
+                 std::to_string(c.n_kv_heads) + " kv, width " + std::to_string(c.head_dim) + ") are not valid");
+  if (rounds < 1) return error("attention probe: rounds must be positive");
+  std::unique_ptr<Backend> be = make_cpu_backend(threads);
+  constexpr int kBlock = 16;  // positions per cache block, as the runtime's KV cache
+  const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  const int64_t q_dim = static_cast<int64_t>(c.n_heads) * c.head_dim;
+  std::vector<AttentionCeiling> out;
+  Rng rng(0xa77e);
+  for (const AttentionPoint& pt : points) {
+    if (pt.tokens < 1 || pt.kv_start < 0)
+      return error("attention probe: a point needs at least one query and no negative cache length");
+    const int64_t rows = pt.kv_start + pt.tokens;
+    const int64_t blocks = (rows + kBlock - 1) / kBlock;
+    const int64_t block_bytes = kBlock * kv_dim * 4;
+    // Per layer a K and a V pool; one block table (identity) serves them all.
+    auto k = BackendBuffer::make(*be, static_cast<size_t>(c.n_layers * blocks * block_bytes));
+    auto v = BackendBuffer::make(*be, static_cast<size_t>(c.n_layers * blocks * block_bytes));
+    auto q = BackendBuffer::make(*be, static_cast<size_t>(pt.tokens * q_dim) * sizeof(float));
+    auto kn = BackendBuffer::make(*be, static_cast<size_t>(pt.tokens * kv_dim) * sizeof(float));
+    auto vn = BackendBuffer::make(*be, static_cast<size_t>(pt.tokens * kv_dim) * sizeof(float));
+    auto o = BackendBuffer::make(*be, static_cast<size_t>(pt.tokens * q_dim) * sizeof(float));
+    if (!k || !v || !q || !kn || !vn || !o)
+      return error("attention probe: cannot allocate a cache of " + std::to_string(rows) + " positions");
+    std::vector<float> fill(static_cast<size_t>(c.n_layers * blocks * kBlock * kv_dim));
+    for (float& f : fill) f = 2 * rng.uniform() - 1;
+    be->copy_from_host(k->get(), fill.data(), fill.size() * sizeof(float));
+    for (float& f : fill) f = 2 * rng.uniform() - 1;
+    be->copy_from_host(v->get(), fill.data(), fill.size() * sizeof(float));
+    std::vector<float> qv(static_cast<size_t>(pt.tokens * q_dim));
+    for (float& f : qv) f = 2 * rng.uniform() - 1;
+    be->copy_from_host(q->get(), qv.data(), qv.size() * sizeof(float));
+    be->copy_from_host(kn->get(), qv.data(), static_cast<size_t>(pt.tokens * kv_dim) * sizeof(float));
+    be->copy_from_host(vn->get(), qv.data(), static_cast<size_t>(pt.tokens * kv_dim) * sizeof(float));
+    std::vector<int32_t> table(static_cast<size_t>(blocks));
+    for (int64_t b = 0; b < blocks; ++b) table[static_cast<size_t>(b)] = static_cast<int32_t>(b);
+    std::vector<Backend::AttnSeq> layers(static_cast<size_t>(c.n_layers));
+    for (int l = 0; l < c.n_layers; ++l) {
+      Backend::AttnSeq& sq = layers[static_cast<size_t>(l)];
+      sq.kv.dtype = DType::F32;
+      sq.kv.k = static_cast<uint8_t*>(k->get()) + static_cast<int64_t>(l) * blocks * block_bytes;
+      sq.kv.v = static_cast<uint8_t*>(v->get()) + static_cast<int64_t>(l) * blocks * block_bytes;
+      sq.kv.block_bytes = block_bytes;
+      sq.kv.row_elems = kv_dim;
+      sq.kv.row_bytes = kv_dim * 4;
+      sq.kv.block_size = kBlock;
+      sq.kv.blocks = table.data();
+      sq.n_tokens = static_cast<int>(pt.tokens);
+      sq.pos0 = static_cast<int>(pt.kv_start);
+      sq.row = 0;
+    }
+    auto pass = [&]() -> Result<double> {
+      evict_caches();
+      const auto t0 = Clock::now();
+      for (const Backend::AttnSeq& sq : layers)
+        be->attention_batch(&sq, 1, q->f32(), kn->f32(), vn->f32(), c.n_heads, c.n_kv_heads, c.head_dim,
+                            o->f32());
+      TERN_TRY(be->synchronize());
+      return std::chrono::duration<double>(Clock::now() - t0).count();
+    };
+    double best = 1e30;
+    for (int r = 0; r <= rounds; ++r) {  // the first pass, untimed, faults the pages in
+      auto t = pass();
+      if (!t) return error("attention probe: " + t.message());
+      if (r > 0) best = std::min(best, t.value());
+    }
+    StepShape s;
+    s.n_tokens = pt.tokens;
+    s.kv_start = pt.kv_start;
+    double flops = 0;
+    for (const OpCost& op : step_ops(c, Precision{}, s))
+      if (op.name == "attention") flops = op.flops;
+    out.push_back({c.n_heads, c.n_kv_heads, c.head_dim, pt.tokens, pt.kv_start,
+                   flops * c.n_layers / best});
+  }
+  return out;
+}
+
+Result<ModelCeilings> measure_model_ceilings(const ModelSpec& m, const Workload& w, int threads) {
+  const int64_t chunk = w.prefill_chunk > 0 ? std::min(w.prefill_chunk, w.prompt) : w.prompt;
+  ShapeProbe p;
+  p.tokens = chunk;
+  auto shapes = measure_shape_ceilings(matrix_shapes(m, w), p, threads);
+  if (!shapes) return shapes.status();
+  std::vector<AttentionPoint> points;
+  if (chunk > 1) points.push_back({chunk, 0});
+  // Decode step i attends with prompt + i - 1 keys cached before its token (perf/estimator.cpp).
+  const int64_t steps = std::max<int64_t>(1, w.output - 1);
+  for (int64_t i : {int64_t{1}, (steps + 1) / 2, steps}) {
+    const AttentionPoint d{1, w.prompt + i - 1};
+    if (std::none_of(points.begin(), points.end(),
+                     [&](const AttentionPoint& x) { return x.tokens == 1 && x.kv_start == d.kv_start; }))
+      points.push_back(d);
+  }
+  auto attention = measure_attention_ceilings(m.config, points, 5, threads);
+  if (!attention) return attention.status();
+  return ModelCeilings{shapes.value(), attention.value()};
 }
 
 }  // namespace tern::perf

@@ -2,7 +2,9 @@
 // isolation through the public Backend interface on synthetic weights: a GEMM of many tokens for the compute
 // ceiling, a one-token GEMV over weights far larger than the last-level cache for the streaming ceiling.
 // These are what tern's kernels reach on this machine, not what the hardware can do; an estimate with the
-// `kernels` ceilings bounds each matmul by them. Part of `tern hwprobe` (perf/hwprobe.h).
+// `kernels` ceilings bounds each matmul by them. Part of `tern hwprobe` (perf/hwprobe.h). For one model,
+// `tern estimate --probe-shapes` also measures the matmul on each of its own weight shapes and its attention
+// (measure_model_ceilings), since a kernel's rate depends on the shape it runs.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +12,8 @@
 
 #include "core/dtype.h"
 #include "core/status.h"
+#include "model/config.h"
+#include "perf/estimator.h"
 #include "perf/hardware.h"
 
 namespace tern::perf {
@@ -42,5 +46,34 @@ const std::vector<DType>& probed_weight_types();
 // copies of five). Bytes of the GEMV are counted as perf/accounting.h counts a matmul's with f32 activations:
 // the weights, the input row and the output row.
 Result<std::vector<MatmulCeiling>> measure_matmul_ceilings(const MatmulProbeShape& shape, int threads);
+
+struct ShapeProbe {
+  int64_t tokens = 128;                      // rows of activations of each GEMM
+  int64_t stream_bytes = int64_t{64} << 20;  // at least this many bytes of separate matrices per GEMV run
+  int rounds = 5;                            // timed passes over all shapes; a shape's best call counts
+};
+
+// Measures tern's CPU matmul on each shape, on `threads` threads (ShapeCeiling, perf/hardware.h): a GEMM of
+// p.tokens rows where shape.gemm, and one token against each of a run of separate copies of the matrix, one
+// call each, as a decode step calls its matrices one after another from memory. Shapes are measured in
+// turn in each round, so that a burst of load from a neighbour does not spoil all of one shape's calls. An
+// unsupported type, or a width its blocks do not divide, is an error naming the shape.
+Result<std::vector<ShapeCeiling>> measure_shape_ceilings(const std::vector<MatrixShape>& shapes,
+                                                         const ShapeProbe& p, int threads);
+
+// Measures tern's CPU attention (Backend::attention_batch, f32 KV cache) for the heads of `c`, at each
+// point (queries, keys cached before them): one call per layer over n_layers separate caches, as a step
+// calls them, the best of `rounds` passes; FLOPs counted as perf/accounting.h counts the attention op's.
+struct AttentionPoint {
+  int64_t tokens = 1, kv_start = 0;
+};
+Result<std::vector<AttentionCeiling>> measure_attention_ceilings(const ModelConfig& c,
+                                                                 const std::vector<AttentionPoint>& points,
+                                                                 int rounds, int threads);
+
+// Both, for what the workload runs: every weight shape of the model (a GEMM of the prefill chunk's tokens)
+// and the attention of its first prefill chunk and of its first, middle and last decode steps. For
+// `tern estimate --probe-shapes`; a second or a few.
+Result<ModelCeilings> measure_model_ceilings(const ModelSpec& m, const Workload& w, int threads);
 
 }  // namespace tern::perf

@@ -60,21 +60,37 @@ std::string num(double v) {
 // The roof an op ran under: its compute type, or for a matmul bounded by its kernel's ceilings the weight
 // type whose kernel that is.
 std::string roof_name(const PhaseOp& o) {
+  if (o.kernel_ceiling && o.cls == OpClass::Attention) return "attn";  // tern's attention, as probed
   return o.kernel_ceiling ? dtype_lower(o.weight_dtype) : compute_name(o.compute);
 }
 
-// The kernel ceilings of the weight types a model's matmuls use, as "q4_0 GEMM 170 GOP/s, GEMV 21.3 GB/s".
+// The kernel ceilings of the weight types a model's matmuls use, as "q4_0 GEMM 170 GOP/s, GEMV 21.3 GB/s",
+// or, where its shapes were measured, one "q4_1 1536x576: GEMM 265 GOP/s at 128 tokens, GEMV 24.0 GB/s" each.
 std::string kernel_ceilings_line(const Estimate& e) {
+  std::string s;
+  if (!e.hw.shape_ceilings.empty()) {
+    for (const ShapeCeiling& c : e.hw.shape_ceilings) {
+      s += fmt("%s%s %lldx%lld: ", s.empty() ? "" : "\n            ", dtype_lower(c.weights).c_str(),
+               static_cast<long long>(c.out), static_cast<long long>(c.in));
+      if (c.gemm_ops_per_s > 0)
+        s += fmt("GEMM %s at %lld tokens, ", rate(c.gemm_ops_per_s, "OP/s").c_str(),
+                 static_cast<long long>(c.tokens));
+      s += "GEMV " + rate(c.gemv_bytes_per_s, "B/s");
+    }
+    for (const AttentionCeiling& a : e.hw.attention_ceilings)
+      s += fmt("\n            attention, %d/%d heads of %d, %lld token%s after %lld cached: %s",
+               a.n_heads, a.n_kv_heads, a.head_dim, static_cast<long long>(a.tokens), a.tokens == 1 ? "" : "s",
+               static_cast<long long>(a.kv_start), rate(a.flops_per_s, "FLOP/s").c_str());
+    return s;
+  }
   std::vector<DType> used;
   for (const PhaseOp& o : e.prefill.ops)
     if (o.kernel_ceiling && std::find(used.begin(), used.end(), o.weight_dtype) == used.end())
       used.push_back(o.weight_dtype);
-  std::string s;
-  for (DType t : used) {
-    const MatmulCeiling* k = e.hw.matmul_ceiling(t);
-    s += fmt("%s%s GEMM %s, GEMV %s", s.empty() ? "" : "; ", dtype_lower(t).c_str(),
-             rate(k->gemm_ops_per_s, "OP/s").c_str(), rate(k->gemv_bytes_per_s, "B/s").c_str());
-  }
+  for (DType t : used)
+    if (const MatmulCeiling* k = e.hw.matmul_ceiling(t))
+      s += fmt("%s%s GEMM %s, GEMV %s", s.empty() ? "" : "; ", dtype_lower(t).c_str(),
+               rate(k->gemm_ops_per_s, "OP/s").c_str(), rate(k->gemv_bytes_per_s, "B/s").c_str());
   return s;
 }
 
@@ -155,8 +171,12 @@ std::string format_estimate(const Estimate& e) {
              100 * e.options.flop_efficiency);
   s += "\n            source: " + hw.source + "\n";
   if (e.options.ceilings == Ceilings::Kernels) {
-    s += "ceilings    kernels: matmuls bounded by tern's CPU matmul on their weight type as tern hwprobe "
-         "measured it\n            (the roof column names the type), other ops by the hardware roofs";
+    s += e.hw.shape_ceilings.empty()
+             ? "ceilings    kernels: matmuls bounded by tern's CPU matmul on their weight type as tern hwprobe "
+               "measured it\n            (the roof column names the type), other ops by the hardware roofs"
+             : "ceilings    kernels: matmuls bounded by tern's CPU matmul on their own shapes, and attention by "
+               "tern's attention\n            on the model's heads, measured just now (the roof column names the "
+               "type, or attn), other ops\n            by the hardware roofs";
     if (const std::string k = kernel_ceilings_line(e); !k.empty()) s += "\n            " + k;
     if (!e.ceilings_note.empty()) s += "\n            " + e.ceilings_note;
     s += "\n";
@@ -255,6 +275,22 @@ std::string estimate_to_json(const Estimate& e) {
     kernels.push_back({{"weights", dtype_name(k.weights)},
                        {"gemm_ops_per_s", k.gemm_ops_per_s},
                        {"gemv_bytes_per_s", k.gemv_bytes_per_s}});
+  J shapes = J::array();
+  for (const ShapeCeiling& sc : e.hw.shape_ceilings)
+    shapes.push_back({{"weights", dtype_name(sc.weights)},
+                      {"out", sc.out},
+                      {"in", sc.in},
+                      {"tokens", sc.tokens},
+                      {"gemm_ops_per_s", sc.gemm_ops_per_s},
+                      {"gemv_bytes_per_s", sc.gemv_bytes_per_s}});
+  J attention = J::array();
+  for (const AttentionCeiling& a : e.hw.attention_ceilings)
+    attention.push_back({{"n_heads", a.n_heads},
+                         {"n_kv_heads", a.n_kv_heads},
+                         {"head_dim", a.head_dim},
+                         {"tokens", a.tokens},
+                         {"kv_start", a.kv_start},
+                         {"flops_per_s", a.flops_per_s}});
   j["hardware"] = {{"key", e.hw.key},
                    {"name", e.hw.name},
                    {"gpu", e.hw.gpu},
@@ -262,6 +298,8 @@ std::string estimate_to_json(const Estimate& e) {
                    {"memory_bytes", e.hw.mem_bytes},
                    {"peak_per_s", peaks},
                    {"matmul_ceilings", kernels},
+                   {"shape_ceilings", shapes},
+                   {"attention_ceilings", attention},
                    {"source", e.hw.source}};
   j["workload"] = {{"batch", w.batch},
                    {"prompt", w.prompt},

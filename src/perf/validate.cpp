@@ -29,7 +29,8 @@ double ValidationRow::decode_error(Ceilings c) const {
 }
 
 Result<std::vector<ValidationRow>> run_validation(const std::vector<std::string>& models, const Hardware& hw,
-                                                  const BenchWorkload& bw, const Measurer& measure) {
+                                                  const BenchWorkload& bw, const Measurer& measure,
+                                                  const ShapeProber& probe) {
   std::vector<ValidationRow> rows;
   for (const std::string& path : models) {
     auto spec = model_spec_from_file(path, hw, PrecisionChoice{});
@@ -52,10 +53,18 @@ Result<std::vector<ValidationRow>> run_validation(const std::vector<std::string>
     auto e = estimate(spec.value(), hw, w);
     if (!e) return error(path + ": " + e.message());
     r.peaks = {e->prefill_tok_s, e->decode_tok_s};
-    if (!hw.matmul_ceilings.empty()) {
+    Hardware shaped = hw;
+    if (probe) {
+      auto mc = probe(spec.value(), w);
+      if (!mc) return error(path + ": " + mc.message());
+      shaped.shape_ceilings = mc->shapes;
+      shaped.attention_ceilings = mc->attention;
+      r.probed = mc.value();
+    }
+    if (!shaped.matmul_ceilings.empty() || r.probed) {
       EstimateOptions kernels;
       kernels.ceilings = Ceilings::Kernels;
-      auto k = estimate(spec.value(), hw, w, kernels);
+      auto k = estimate(spec.value(), shaped, w, kernels);
       if (!k) return error(path + ": " + k.message());
       r.kernels = Prediction{k->prefill_tok_s, k->decode_tok_s};
       if (!k->ceilings_note.empty()) r.note = "kernels: " + k->ceilings_note + "; ";
@@ -87,10 +96,15 @@ std::string format_validation(const std::vector<ValidationRow>& rows, const Benc
   s += buf;
   const bool any_kernels =
       std::any_of(rows.begin(), rows.end(), [](const ValidationRow& r) { return r.kernels.has_value(); });
-  s +=
-      "predicted under two ceilings: peaks = the hardware's (read bandwidth, peak FLOP/s); kernels = each "
-      "matmul\nbounded by tern's own matmul on its weight type as tern hwprobe measured it, other ops by the "
-      "peaks\n";
+  const bool any_shapes =
+      std::any_of(rows.begin(), rows.end(), [](const ValidationRow& r) { return r.probed.has_value(); });
+  s += any_shapes
+           ? "predicted under two ceilings: peaks = the hardware's (read bandwidth, peak FLOP/s); kernels = each "
+             "matmul\nbounded by tern's own matmul on its own shape and the attention by tern's attention on the "
+             "model's heads,\nboth measured just before the model's run (below the table), other ops by the peaks\n"
+           : "predicted under two ceilings: peaks = the hardware's (read bandwidth, peak FLOP/s); kernels = each "
+             "matmul\nbounded by tern's own matmul on its weight type as tern hwprobe measured it, other ops by "
+             "the peaks\n";
   if (!any_kernels)
     s += "(no matmul kernel ceilings in the hardware: a hwprobe file from an older tern hwprobe lacks them; "
          "run `tern hwprobe` again. The kernels columns are empty.)\n";
@@ -140,6 +154,36 @@ std::string format_validation(const std::vector<ValidationRow>& rows, const Benc
     std::snprintf(buf, sizeof buf, "kernels: %d of %d measured models within both targets\n", ok_kernels,
                   measured);
     s += buf;
+  }
+  return s;
+}
+
+std::string format_validation_shapes(const std::vector<ValidationRow>& rows) {
+  std::string s;
+  char buf[256];
+  for (const ValidationRow& r : rows) {
+    if (!r.probed) continue;
+    s += r.model + " (" + r.weights + "), measured just before its run:\n";
+    for (const ShapeCeiling& c : r.probed->shapes) {
+      std::snprintf(buf, sizeof buf, "  %-5s %6lld x %-6lld", std::string(dtype_name(c.weights)).c_str(),
+                    static_cast<long long>(c.out), static_cast<long long>(c.in));
+      s += buf;
+      if (c.gemm_ops_per_s > 0) {
+        std::snprintf(buf, sizeof buf, "  GEMM %6.1f GOP/s at %lld tokens", c.gemm_ops_per_s / 1e9,
+                      static_cast<long long>(c.tokens));
+        s += buf;
+      } else {
+        s += std::string(33, ' ');
+      }
+      std::snprintf(buf, sizeof buf, "  GEMV %5.1f GB/s\n", c.gemv_bytes_per_s / 1e9);
+      s += buf;
+    }
+    for (const AttentionCeiling& a : r.probed->attention) {
+      std::snprintf(buf, sizeof buf, "  attention, %lld token%s after %lld cached: %.2f GFLOP/s\n",
+                    static_cast<long long>(a.tokens), a.tokens == 1 ? "" : "s",
+                    static_cast<long long>(a.kv_start), a.flops_per_s / 1e9);
+      s += buf;
+    }
   }
   return s;
 }

@@ -46,6 +46,7 @@ struct ValidationRow {
   Prediction peaks;                   // under the hardware peaks
   std::optional<Prediction> kernels;  // under the matmul kernels' ceilings; none when the hardware has none
   std::optional<Measured> measured;
+  std::optional<ModelCeilings> probed;  // the model's own shapes' and attention's ceilings, when probed
   std::string note;
   // predicted / measured - 1 (positive: the roofline is faster than measured, as a bound should be); NaN
   // without a measurement or a prediction under those ceilings.
@@ -53,13 +54,22 @@ struct ValidationRow {
   double decode_error(Ceilings c = Ceilings::Peaks) const;
 };
 
+// Measures tern's matmul on a model's own weight shapes and its attention (perf/kernel_probe.h) just before
+// the model is measured, so that its kernels prediction uses ceilings of its shapes from the same minutes as
+// the run.
+using ShapeProber = std::function<Result<ModelCeilings>(const ModelSpec& m, const Workload& w)>;
+
 // Estimates each model on `hw` with tern's CPU defaults (f32 activations and KV cache) for the bench
-// workload, under the peaks and, where `hw` has matmul kernel ceilings, under those; then measures it. An
-// unreadable model file fails the whole run, naming the file.
+// workload, under the peaks and, where `hw` has matmul kernel ceilings or `probe` is given, under those
+// (with `probe`, each model's own shapes, measured right before its run); then measures it. An unreadable
+// model file, or a failed shape probe, fails the whole run, naming the file.
 Result<std::vector<ValidationRow>> run_validation(const std::vector<std::string>& models, const Hardware& hw,
-                                                  const BenchWorkload& w, const Measurer& measure);
+                                                  const BenchWorkload& w, const Measurer& measure,
+                                                  const ShapeProber& probe = {});
 
 std::string format_validation(const std::vector<ValidationRow>& rows, const BenchWorkload& w);
+// Each probed row's shape ceilings, a line per shape: what the kernels predictions of those rows rest on.
+std::string format_validation_shapes(const std::vector<ValidationRow>& rows);
 
 // Reads `tern bench --json` output: numbers "prefill_tok_s" and "decode_tok_s" at the top level.
 Result<Measured> parse_bench_json(const std::string& text);

@@ -128,6 +128,38 @@ TEST(EstimateCli, ValidateListsPredictions) {
   EXPECT_NE(r.out.find("stories260K.bin"), std::string::npos) << r.out;
 }
 
+TEST(EstimateCli, ProbeShapesMeasuresTheModelsOwnMatrices) {
+  // stories260K: dim 64, ffn 172, 8 query / 4 kv heads of 8, vocab 512, F32, tied.
+  TERN_REQUIRE_SHARED(model, "models/stories260K/stories260K.bin");
+  const CmdResult r = run_tern({"estimate", "-m", model, "--hw", "host", "--hw-file", fake_hwprobe(), "-p", "32",
+                                "-n", "8", "--probe-shapes"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("on their own shapes, and attention by tern's attention"), std::string::npos) << r.out;
+  // The attention of the prefill chunk and of the first, middle and last decode steps (32 + 0, 3, 6 cached).
+  for (const char* point : {"attention, 8/4 heads of 8, 32 tokens after 0 cached", "1 token after 32 cached",
+                            "1 token after 35 cached", "1 token after 38 cached"})
+    EXPECT_NE(r.out.find(point), std::string::npos) << point << "\n" << r.out;
+  EXPECT_NE(r.out.find(" attn "), std::string::npos) << r.out;  // the attention rows' roof
+  for (const char* shape : {"f32 64x64: GEMM", "f32 32x64: GEMM", "f32 172x64: GEMM", "f32 64x172: GEMM",
+                            "f32 512x64: GEMV"})
+    EXPECT_NE(r.out.find(shape), std::string::npos) << shape << "\n" << r.out;
+  EXPECT_NE(r.out.find(" f32 compute"), std::string::npos) << r.out;  // prefill matmuls, by their shapes
+  // With --validate, each model's shapes are measured before its run and listed under the table.
+  const CmdResult v = run_tern({"estimate", "--validate", "--hw-file", fake_hwprobe(), "--validate-models", model,
+                                "-p", "32", "-n", "8", "--probe-shapes"});
+  ASSERT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_NE(v.out.find("on its own shape and the attention by tern's attention"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("attention, 1 token after 32 cached"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("measured just before its run:"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("GEMM"), std::string::npos) << v.out;
+  // Only the host's CPU can be probed, and only for the kernels ceilings.
+  expect_one_line_error(run_tern({"estimate", "-m", "stories15M", "--hw", "h100-sxm", "--probe-shapes"}),
+                        {"--probe-shapes", "--hw host"});
+  expect_one_line_error(run_tern({"estimate", "-m", model, "--hw", "host", "--hw-file", fake_hwprobe(),
+                                  "--probe-shapes", "--ceilings", "peaks"}),
+                        {"--probe-shapes", "--ceilings kernels"});
+}
+
 TEST(EstimateCli, HwprobeQuick) {
   const std::string out = temp_dir() + "/hwprobe_quick.json";
   const CmdResult r = run_tern({"hwprobe", "--quick", "-o", out});

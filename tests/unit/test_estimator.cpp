@@ -436,6 +436,96 @@ TEST(Estimator, KernelCeilingsFallBackToThePeaksAndSaySo) {
   EXPECT_FALSE(parse_ceilings("hardware"));
 }
 
+TEST(Estimator, ShapeCeilingsBoundEachMatmulByItsOwnShape) {
+  Hardware hw = toy_hw_with_q4_0_kernel();  // Q4_0: GEMM 250 OP/s, GEMV 50 B/s
+  const ModelSpec m = preset("stories15M", hw, DType::Q4_0);
+  Workload w;
+  w.prompt = 64;
+  w.output = 16;
+  // stories15M (dim 288, ffn 768, six heads of 48, no GQA, tied): q, k, v and the attention output share
+  // one shape; the classifier sees one row per call (the last prompt token, then each decode token).
+  const std::vector<MatrixShape> shapes = matrix_shapes(m, w);
+  auto find = [&](int64_t out, int64_t in) -> const MatrixShape* {
+    for (const MatrixShape& s : shapes)
+      if (s.out == out && s.in == in) return &s;
+    return nullptr;
+  };
+  ASSERT_EQ(shapes.size(), 4u);
+  ASSERT_TRUE(find(288, 288) && find(768, 288) && find(288, 768) && find(32000, 288));
+  EXPECT_TRUE(find(288, 288)->gemm && find(768, 288)->gemm && find(288, 768)->gemm);
+  EXPECT_FALSE(find(32000, 288)->gemm);
+  for (const MatrixShape& s : shapes) EXPECT_EQ(s.weights, DType::Q4_0);
+
+  const EstimateOptions kernels{1.0, 1.0, Ceilings::Kernels};
+  auto by_type = estimate(m, hw, w, kernels);
+  // Gate and up measured at half the type's rates; the other shapes left to the type's ceilings.
+  hw.shape_ceilings.push_back({DType::Q4_0, 768, 288, 64, 125, 25});
+  auto by_shape = estimate(m, hw, w, kernels);
+  ASSERT_TRUE(by_type.ok() && by_shape.ok()) << by_type.message() << by_shape.message();
+  for (const char* name : {"ffn_gate", "ffn_up"}) {
+    EXPECT_DOUBLE_EQ(op(by_shape->decode, name).time_s, 2 * op(by_type->decode, name).time_s) << name;
+    EXPECT_DOUBLE_EQ(op(by_shape->prefill, name).time_s, 2 * op(by_type->prefill, name).time_s) << name;
+    EXPECT_TRUE(op(by_shape->decode, name).kernel_ceiling);
+  }
+  EXPECT_DOUBLE_EQ(op(by_shape->decode, "ffn_down").time_s, op(by_type->decode, "ffn_down").time_s);
+  EXPECT_DOUBLE_EQ(op(by_shape->prefill, "attn_q").time_s, op(by_type->prefill, "attn_q").time_s);
+  // A shape measured without a GEMM takes its type's GEMM rate; with no type ceiling either, the peak.
+  hw.shape_ceilings[0] = {DType::Q4_0, 768, 288, 0, 0, 25};
+  auto gemv_only = estimate(m, hw, w, kernels);
+  ASSERT_TRUE(gemv_only.ok());
+  EXPECT_DOUBLE_EQ(op(gemv_only->prefill, "ffn_up").time_s, op(by_type->prefill, "ffn_up").time_s);
+  hw.shape_ceilings[0] = {DType::Q4_0, 768, 288, 64, 125, 25};
+
+  // The report lists the shapes' ceilings; the JSON carries them.
+  const std::string text = format_estimate(by_shape.value());
+  EXPECT_NE(text.find("on their own shapes"), std::string::npos) << text;
+  EXPECT_NE(text.find("q4_0 768x288: GEMM 125 OP/s at 64 tokens, GEMV 25 B/s"), std::string::npos) << text;
+  const auto j = nlohmann::json::parse(estimate_to_json(by_shape.value()));
+  EXPECT_EQ(j["hardware"]["shape_ceilings"][0]["out"], 768);
+  EXPECT_EQ(j["hardware"]["shape_ceilings"][0]["tokens"], 64);
+  // Shape ceilings alone (no type ceilings) are enough for the kernels mode to say nothing is missing
+  // where every shape was measured.
+  Hardware only_shapes = toy_hw();
+  for (const MatrixShape& s : shapes)
+    only_shapes.shape_ceilings.push_back({s.weights, s.out, s.in, s.gemm ? 64 : 0, s.gemm ? 250.0 : 0.0, 50});
+  auto all = estimate(preset("stories15M", only_shapes, DType::Q4_0), only_shapes, w, kernels);
+  ASSERT_TRUE(all.ok()) << all.message();
+  EXPECT_EQ(all->ceilings_note, "");
+  EXPECT_DOUBLE_EQ(all->tpot_s, by_type->tpot_s);
+}
+
+TEST(Estimator, AttentionCeilingsTimeTheAttentionAtTheMeasuredRate) {
+  Hardware hw = toy_hw();
+  const ModelSpec m = preset("stories15M", hw, DType::Q4_0);  // six heads of 48, no GQA
+  // One-token rates at 100 and 200 cached keys, a 64-token rate, and another head configuration's.
+  hw.attention_ceilings = {{6, 6, 48, 1, 100, 10}, {6, 6, 48, 1, 200, 20}, {6, 6, 48, 64, 0, 40},
+                           {8, 8, 48, 1, 100, 1}};
+  EXPECT_DOUBLE_EQ(hw.attention_rate(6, 6, 48, 1, 150), 15);  // linear between the one-token points
+  EXPECT_DOUBLE_EQ(hw.attention_rate(6, 6, 48, 1, 50), 10);   // held at the ends
+  EXPECT_DOUBLE_EQ(hw.attention_rate(6, 6, 48, 1, 500), 20);
+  EXPECT_DOUBLE_EQ(hw.attention_rate(6, 6, 48, 32, 0), 40);  // the nearest token count
+  EXPECT_EQ(hw.attention_rate(6, 6, 64, 1, 100), 0);         // heads not measured
+  EXPECT_EQ(hw.attention_rate(8, 8, 48, 16, 0), 0);          // no many-token point for those heads
+
+  Workload w;
+  w.prompt = 64;
+  w.output = 16;
+  const EstimateOptions kernels{1.0, 1.0, Ceilings::Kernels};
+  auto e = estimate(m, hw, w, kernels);
+  auto peaks = estimate(m, hw, w);
+  ASSERT_TRUE(e.ok() && peaks.ok()) << e.message() << peaks.message();
+  const PhaseOp& pre = op(e->prefill, "attention");
+  EXPECT_TRUE(pre.kernel_ceiling);
+  EXPECT_DOUBLE_EQ(pre.time_s, pre.flops / 40);  // the prefill: one call of 64 tokens
+  // Decode steps attend from 64 .. 78 cached keys, all below the first point: every step at 10 FLOP/s.
+  const PhaseOp& dec = op(e->decode, "attention");
+  EXPECT_NEAR(dec.time_s, dec.flops / 10, 1e-9 * dec.time_s);
+  EXPECT_FALSE(op(peaks->decode, "attention").kernel_ceiling);  // the peaks mode ignores the probe
+  EXPECT_NE(format_estimate(e.value()).find(" attn "), std::string::npos);
+  const auto j = nlohmann::json::parse(estimate_to_json(e.value()));
+  EXPECT_EQ(j["hardware"]["attention_ceilings"][2]["tokens"], 64);
+}
+
 TEST(EstimatorValidation, TablePrintsBothPredictionsWithTheirErrors) {
   ValidationRow a;  // the kernels prediction within both targets, the peaks one not
   a.model = "a.gguf";

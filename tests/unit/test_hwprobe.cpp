@@ -1,5 +1,6 @@
 // hwprobe (perf/hwprobe.h) in its --quick mode: plausible figures, the JSON round trip, and the host
-// Hardware built from it; the matmul kernels' section of the file, and files written before it existed.
+// Hardware built from it; the matmul kernels' section of the file, and files written before it existed; the
+// probe of a model's own matrix shapes (perf/kernel_probe.h).
 #include <gtest/gtest.h>
 
 #include "perf/estimator.h"
@@ -10,6 +11,7 @@
 namespace {
 
 using namespace tern::perf;
+using tern::DType;
 
 const HwprobeResult& quick_probe() {
   static const HwprobeResult r = [] {
@@ -191,6 +193,65 @@ TEST(Hwprobe, AFileWithoutTheMatmulKernelsStillLoads) {
   EXPECT_EQ(format_hwprobe(r.value()).find("tern's matmul kernels"), std::string::npos);
   // Saving it again writes no empty section.
   EXPECT_EQ(hwprobe_to_json(r.value()).find("matmul_kernels"), std::string::npos);
+}
+
+TEST(KernelProbe, MeasuresEachShapeOfAModel) {
+  ShapeProbe p;
+  p.tokens = 8;
+  p.stream_bytes = 1 << 20;
+  p.rounds = 2;
+  // A reduction width that leaves the integer GEMM a partial group (18 blocks), and a one-row-per-call
+  // classifier shape, measured without a GEMM.
+  auto r = measure_shape_ceilings({{DType::Q4_1, 64, 576, true}, {DType::Q8_0, 300, 64, false}}, p, 1);
+  ASSERT_TRUE(r.ok()) << r.message();
+  ASSERT_EQ(r->size(), 2u);
+  const ShapeCeiling &a = (*r)[0], &b = (*r)[1];
+  EXPECT_EQ(a.weights, DType::Q4_1);
+  EXPECT_EQ(a.out, 64);
+  EXPECT_EQ(a.in, 576);
+  EXPECT_EQ(a.tokens, 8);
+  EXPECT_GT(a.gemm_ops_per_s, 1e6);
+  EXPECT_GT(a.gemv_bytes_per_s, 1e6);
+  EXPECT_EQ(b.weights, DType::Q8_0);
+  EXPECT_EQ(b.tokens, 0);
+  EXPECT_EQ(b.gemm_ops_per_s, 0);
+  EXPECT_GT(b.gemv_bytes_per_s, 1e6);
+
+  // A width the type's blocks do not divide, and bad settings, are errors naming what is wrong.
+  auto bad = measure_shape_ceilings({{DType::Q4_K, 16, 576, true}}, p, 1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("Q4_K 16 x 576"), std::string::npos) << bad.message();
+  ShapeProbe zero = p;
+  zero.tokens = 0;
+  EXPECT_FALSE(measure_shape_ceilings({{DType::F32, 4, 4, true}}, zero, 1).ok());
+  EXPECT_FALSE(measure_shape_ceilings({{DType::F32, 0, 4, true}}, p, 1).ok());
+}
+
+TEST(KernelProbe, MeasuresAttentionForTheModelsHeads) {
+  tern::ModelConfig c;
+  c.n_layers = 2;
+  c.dim = 64;
+  c.n_heads = 8;
+  c.n_kv_heads = 4;
+  c.head_dim = 8;
+  c.hidden_dim = 128;
+  c.vocab_size = 32;
+  c.max_seq_len = 64;
+  auto r = measure_attention_ceilings(c, {{4, 0}, {1, 10}, {1, 33}}, 2, 1);
+  ASSERT_TRUE(r.ok()) << r.message();
+  ASSERT_EQ(r->size(), 3u);
+  for (const AttentionCeiling& a : r.value()) {
+    EXPECT_EQ(a.n_heads, 8);
+    EXPECT_EQ(a.n_kv_heads, 4);
+    EXPECT_EQ(a.head_dim, 8);
+    EXPECT_GT(a.flops_per_s, 1e5);
+  }
+  EXPECT_EQ((*r)[0].tokens, 4);
+  EXPECT_EQ((*r)[2].kv_start, 33);
+  c.n_kv_heads = 3;  // 8 query heads cannot share 3 kv heads
+  auto bad = measure_attention_ceilings(c, {{1, 0}}, 2, 1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("8 query, 3 kv"), std::string::npos) << bad.message();
 }
 
 TEST(Hwprobe, BadFiles) {

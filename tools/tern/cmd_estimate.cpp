@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "perf/estimator.h"
 #include "perf/hwprobe.h"
+#include "perf/kernel_probe.h"
 #include "perf/model_spec.h"
 #include "perf/presets.h"
 #include "perf/report.h"
@@ -149,12 +150,17 @@ int validate(const Args& a, const Hardware& hw) {
   if (a.has("output")) w.output = a.integer("output");
   if (a.has("chunk")) w.prefill_chunk = a.integer("chunk");
   const std::string bench_args = a.str("bench-args");
-  auto rows = run_validation(models, hw, w, [&](const std::string& m, const BenchWorkload& bw) {
-    return bench_subprocess(bench_args, m, bw);
-  });
+  ShapeProber probe;
+  if (a.flag("probe-shapes"))
+    probe = [](const ModelSpec& spec, const Workload& wl) { return measure_model_ceilings(spec, wl, 0); };
+  auto rows = run_validation(
+      models, hw, w,
+      [&](const std::string& m, const BenchWorkload& bw) { return bench_subprocess(bench_args, m, bw); }, probe);
   if (!rows) return fail("estimate", rows.message());
   std::printf("hardware: %s\n          %s\n\n", hw.name.c_str(), hw.source.c_str());
   std::fputs(format_validation(rows.value(), w).c_str(), stdout);
+  if (const std::string sh = format_validation_shapes(rows.value()); !sh.empty())
+    std::printf("\nshape ceilings (tern's matmul on each model's own weight shapes):\n%s", sh.c_str());
   return 0;
 }
 
@@ -214,6 +220,20 @@ int cmd_estimate(const Args& a) {
   if (!ceilings)
     return fail("estimate", "--ceilings: unknown '" + a.str("ceilings") + "' (valid: peaks, kernels)");
   opts.ceilings = *ceilings;
+  if (a.flag("probe-shapes")) {
+    if (a.has("ceilings") && opts.ceilings != Ceilings::Kernels)
+      return fail("estimate", "--probe-shapes measures kernel ceilings: it needs --ceilings kernels, not " +
+                                  a.str("ceilings"));
+    opts.ceilings = Ceilings::Kernels;
+    if (hw->gpu) return fail("estimate", "--probe-shapes measures this machine's CPU matmul: use --hw host");
+    // A workload that cannot run fails before the probe spends time measuring.
+    if (Status st = check_workload(spec.value(), hw.value(), w); !st) return fail("estimate", st.message());
+    // Every thread, as bench runs.
+    auto mc = measure_model_ceilings(spec.value(), w, 0);
+    if (!mc) return fail("estimate", mc.message());
+    hw->shape_ceilings = mc->shapes;
+    hw->attention_ceilings = mc->attention;
+  }
   auto e = estimate(spec.value(), hw.value(), w, opts);
   if (!e) return fail("estimate", e.message());
   if (!e->ceilings_note.empty()) std::fprintf(stderr, "tern estimate: %s\n", e->ceilings_note.c_str());

@@ -202,6 +202,9 @@ const std::vector<CommandSpec>& commands() {
            {"flop-eff", 0, K::Float, "F", "1.0", "fraction of the peak FLOP/s reached"},
            {"ceilings", 0, K::String, "KIND", "peaks", "what bounds the matmuls: peaks (the hardware's) or kernels "
                                                       "(tern's matmul per weight type, as tern hwprobe measured it)"},
+           {"probe-shapes", 0, K::Bool, "", "", "measure tern's matmul on each of the model's own weight shapes now "
+                                                 "(host only; implies --ceilings kernels) and bound each matmul by "
+                                                 "its shape's ceilings; with --validate, before each model's run"},
            {"json", 0, K::Bool, "", "", "print JSON instead of the text report"},
            {"svg", 0, K::String, "FILE", "", "also write the roofline chart as SVG"},
            {"list", 0, K::Bool, "", "", "list model and hardware presets with their sources"},
