@@ -34,40 +34,64 @@ bool int8_activations(DType t, CpuIsa isa) {
          ((t == DType::Q4_K || t == DType::Q6_K) && isa == CpuIsa::Avx512);
 }
 
-void check_matmul(DType t, int64_t n_out, int64_t n_in, int n_tokens, int n_threads, CpuIsa isa) {
+// How far the cpu backend's dot of weight row wr with activation row xt (n_in elements) may be from the
+// reference's.
+double matmul_tol(DType t, CpuIsa isa, const float* wr, const float* xt, int64_t n_in) {
+  // Rounding of an fp32 sum of n products, in any order: at most n * u * sum|w_i x_i| (Higham, "Accuracy
+  // and Stability of Numerical Algorithms", 3.1), u = FLT_EPSILON / 2. The reference sums in double.
+  double absdot = 0.0;
+  for (int64_t i = 0; i < n_in; ++i) absdot += std::fabs(static_cast<double>(wr[i]) * xt[i]);
+  double tol = static_cast<double>(n_in) * (FLT_EPSILON / 2) * absdot + 1e-6;
+  if (int8_activations(t, isa)) {
+    // x is rounded to d * round(x / d) per block of 32 with d = max|x_block| / 127, so each x_i moves by
+    // at most d / 2 and the dot by at most sum_blocks (d_b / 2) * sum_{i in b} |w_i| (products of codes are
+    // exact in int32; the block sums pick up the same fp32 rounding as above, counted twice for slack).
+    tol *= 2;
+    for (int64_t b = 0; b < n_in / 32; ++b) {
+      double amax = 0.0, wsum = 0.0;
+      for (int i = 0; i < 32; ++i) {
+        amax = std::max(amax, std::fabs(static_cast<double>(xt[b * 32 + i])));
+        wsum += std::fabs(static_cast<double>(wr[b * 32 + i]));
+      }
+      tol += amax / 127.0 / 2.0 * wsum * 1.001;
+    }
+  }
+  return tol;
+}
+
+// With `residual`, through matmul_residual (out = x0 + x W^T: the integer GEMM's accumulate mode) from a
+// random x0, which the reference adds in double.
+void check_matmul(DType t, int64_t n_out, int64_t n_in, int n_tokens, int n_threads, CpuIsa isa,
+                  bool residual = false) {
   SCOPED_TRACE(testing::Message() << dtype_name(t) << " " << n_out << "x" << n_in << " tokens " << n_tokens
-                                  << " threads " << n_threads << " " << cpu_isa_name(isa));
+                                  << " threads " << n_threads << " " << cpu_isa_name(isa)
+                                  << (residual ? " residual" : ""));
   Weights w = make_weights(t, n_out, n_in, 1000 + static_cast<uint64_t>(t) * 7 + static_cast<uint64_t>(n_in));
   Rng rng(42 + static_cast<uint64_t>(n_tokens));
   std::vector<float> x = random_floats(rng, static_cast<size_t>(n_tokens * n_in), -2.0f, 2.0f);
   std::vector<float> ref(static_cast<size_t>(n_tokens * n_out)), got(ref.size(), NAN);
   make_reference_backend()->matmul(w.view, x.data(), n_tokens, ref.data());
   auto cpu = make_cpu_backend_isa(n_threads, isa);
-  cpu->matmul(w.view, x.data(), n_tokens, got.data());
+  std::vector<float> x0;
+  if (residual) {
+    x0 = random_floats(rng, ref.size(), -4.0f, 4.0f);
+    got = x0;
+    std::vector<float> tmp(ref.size());
+    cpu->matmul_residual(w.view, nullptr, x.data(), n_tokens, got.data(), tmp.data());
+  } else {
+    cpu->matmul(w.view, x.data(), n_tokens, got.data());
+  }
   for (int tk = 0; tk < n_tokens; ++tk) {
     const float* xt = x.data() + tk * n_in;
     for (int64_t r = 0; r < n_out; ++r) {
-      const float* wr = w.f32.data() + r * n_in;
-      // Rounding of an fp32 sum of n products, in any order: at most n * u * sum|w_i x_i| (Higham, "Accuracy
-      // and Stability of Numerical Algorithms", 3.1), u = FLT_EPSILON / 2. The reference sums in double.
-      double absdot = 0.0;
-      for (int64_t i = 0; i < n_in; ++i) absdot += std::fabs(static_cast<double>(wr[i]) * xt[i]);
-      double tol = static_cast<double>(n_in) * (FLT_EPSILON / 2) * absdot + 1e-6;
-      if (int8_activations(t, isa)) {
-        // x is rounded to d * round(x / d) per block of 32 with d = max|x_block| / 127, so each x_i moves by
-        // at most d / 2 and the dot by at most sum_blocks (d_b / 2) * sum_{i in b} |w_i| (products of codes are
-        // exact in int32; the block sums pick up the same fp32 rounding as above, counted twice for slack).
-        tol *= 2;
-        for (int64_t b = 0; b < n_in / 32; ++b) {
-          double amax = 0.0, wsum = 0.0;
-          for (int i = 0; i < 32; ++i) {
-            amax = std::max(amax, std::fabs(static_cast<double>(xt[b * 32 + i])));
-            wsum += std::fabs(static_cast<double>(wr[b * 32 + i]));
-          }
-          tol += amax / 127.0 / 2.0 * wsum * 1.001;
-        }
+      const size_t i = static_cast<size_t>(tk * n_out + r);
+      // The residual's sum adds one rounding of the result.
+      double e = ref[i], tol = matmul_tol(t, isa, w.f32.data() + r * n_in, xt, n_in);
+      if (residual) {
+        e += x0[i];
+        tol += std::fabs(e) * (FLT_EPSILON / 2);
       }
-      const float g = got[static_cast<size_t>(tk * n_out + r)], e = ref[static_cast<size_t>(tk * n_out + r)];
+      const float g = got[i];
       ASSERT_LE(std::fabs(static_cast<double>(g) - e), tol) << "row " << r << " token " << tk << ": " << g << " vs " << e;
     }
   }
@@ -115,12 +139,111 @@ TEST(CpuBackend, MatmulRowDoesNotDependOnTheBatch) {
     }
 }
 
+// Rows whose block count is not a multiple of 16 end in tail blocks, which the AVX-512 integer GEMM packs
+// several rows to a shared tail group (qgemm.h): every tail size 1..15 (Q4 packs of 16 rows down to 4; the
+// larger tails, and Q8_0's, in their own partial groups),
+// matrices whose rows fill no whole number of packs, 1..13 tokens (token tiles of 6 and their remainders), a
+// matrix with no full group, and the residual form.
+TEST(CpuBackend, MatmulTailBlocksAgainstReference) {
+  const CpuIsa isa = cpu_best_isa();
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
+    for (int64_t nb : {1, 2, 3, 4, 5, 7, 8, 9, 17, 18, 19, 20, 21, 24, 25, 30, 31})
+      for (int n_tokens : {1, 2, 6, 7, 13}) check_matmul(t, nb == 18 ? 45 : 37, 32 * nb, n_tokens, 2, isa);
+    for (int64_t nb : {2, 18, 24})
+      for (int n_out : {1, 5, 8, 9, 17})
+        for (int threads : {1, 3}) check_matmul(t, n_out, 32 * nb, 3, threads, isa);
+    for (int64_t nb : {18, 24, 31})
+      for (int n_tokens : {1, 5, 13}) check_matmul(t, 37, 32 * nb, n_tokens, 2, isa, true);
+  }
+  // Q4_K: an odd number of super-blocks ends in a half group.
+  for (int64_t n_in : {256, 768, 1280})
+    for (int n_tokens : {1, 7, 13}) {
+      check_matmul(DType::Q4_K, 37, n_in, n_tokens, 2, isa);
+      check_matmul(DType::Q4_K, 37, n_in, n_tokens, 2, isa, true);
+    }
+}
+
+// Rows with tails do not depend on the batch either: a token alone and the same token among 13, bit for bit,
+// for tail sizes that share tail groups 16, 8, 5 and 4 at a time or none, and row counts that end in a short
+// pack.
+TEST(CpuBackend, MatmulTailRowsDoNotDependOnTheBatch) {
+  Rng rng(78);
+  for (CpuIsa isa : isas())
+    for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K})
+      for (int64_t nb : {17, 18, 19, 20, 21, 24, 25, 31}) {
+        if (t == DType::Q4_K && nb != 24) continue;
+        const int64_t n_out = 45, n_in = 32 * nb;
+        Weights w = make_weights(t, n_out, n_in, 500 + static_cast<uint64_t>(t) + static_cast<uint64_t>(nb));
+        const int n_tokens = 13;
+        std::vector<float> x = random_floats(rng, static_cast<size_t>(n_tokens * n_in), -2.0f, 2.0f);
+        auto cpu = make_cpu_backend_isa(2, isa);
+        std::vector<float> all(static_cast<size_t>(n_tokens * n_out));
+        cpu->matmul(w.view, x.data(), n_tokens, all.data());
+        for (int tk = 0; tk < n_tokens; ++tk) {
+          std::vector<float> one(static_cast<size_t>(n_out));
+          cpu->matmul(w.view, x.data() + tk * n_in, 1, one.data());
+          for (int64_t r = 0; r < n_out; ++r)
+            ASSERT_EQ(one[static_cast<size_t>(r)], all[static_cast<size_t>(tk * n_out + r)])
+                << cpu_isa_name(isa) << " " << dtype_name(t) << " blocks " << nb << " token " << tk << " row "
+                << r;
+        }
+      }
+}
+
+// The packed layout straight: packing a matrix's rows in any pieces gives the same bytes, and the kernel over
+// any range of rows (ranges that start or end inside a pack of rows sharing a tail group) gives each row
+// the same result, bit for bit, as over all rows at once.
+TEST(CpuBackend, QgemmRowRangesAndPackingPieces) {
+  if (!cpu_supports_isa(CpuIsa::Avx512)) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  Rng rng(93);
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K})
+    for (int64_t nb : {3, 18, 19, 20, 24, 30}) {
+      if (t == DType::Q4_K && nb % 8 != 0) continue;
+      SCOPED_TRACE(testing::Message() << dtype_name(t) << " blocks " << nb);
+      const int64_t n_rows = 29, n_in = 32 * nb;
+      const int n_tokens = 8;
+      Weights w = make_weights(t, n_rows, n_in, 700 + static_cast<uint64_t>(nb));
+      const cpu::QgemmLayout lay = cpu::qgemm_layout(t, nb);
+      const size_t bytes = static_cast<size_t>(lay.row_bytes * n_rows);
+      if (t != DType::Q4_K) {
+        EXPECT_EQ(bytes, w.bytes.size());  // the packed copy has the original's bytes
+      }
+      std::vector<uint8_t> whole(bytes, 0xAB), pieces(bytes, 0xCD);
+      cpu::qgemm_pack_weights(t, w.bytes.data(), whole.data(), n_rows, 0, n_rows, nb);
+      for (int64_t r0 = 0; r0 < n_rows; r0 += 3)
+        cpu::qgemm_pack_weights(t, w.bytes.data(), pieces.data(), n_rows, r0, std::min(n_rows, r0 + 3), nb);
+      EXPECT_EQ(0, std::memcmp(whole.data(), pieces.data(), bytes));
+      std::vector<float> x = random_floats(rng, static_cast<size_t>(n_tokens * n_in), -2.0f, 2.0f);
+      std::vector<cpu::XGroup> xg(static_cast<size_t>(n_tokens * lay.x_groups()));
+      for (int tk = 0; tk < n_tokens; ++tk)
+        cpu::qgemm_pack_x_avx512(t, x.data() + tk * n_in, xg.data() + tk * lay.x_groups(), nb);
+      std::vector<float> all(static_cast<size_t>(n_tokens * n_rows)), part(all.size(), NAN);
+      cpu::qgemm_avx512(t, whole.data(), lay, n_rows, 0, n_rows, xg.data(), lay.x_groups(), n_tokens,
+                        all.data(), n_rows);
+      for (int64_t r0 = 0; r0 < n_rows; r0 += 3)
+        cpu::qgemm_avx512(t, whole.data(), lay, n_rows, r0, std::min(n_rows, r0 + 3), xg.data(),
+                          lay.x_groups(), n_tokens, part.data(), n_rows);
+      for (size_t i = 0; i < all.size(); ++i)
+        ASSERT_EQ(all[i], part[i]) << "token " << i / n_rows << " row " << i % n_rows;
+      for (int tk = 0; tk < n_tokens; ++tk)
+        for (int64_t r = 0; r < n_rows; ++r) {
+          const float* wr = w.f32.data() + r * n_in;
+          const float* xt = x.data() + tk * n_in;
+          double e = 0.0;
+          for (int64_t i = 0; i < n_in; ++i) e += static_cast<double>(wr[i]) * xt[i];
+          const float g = all[static_cast<size_t>(tk * n_rows + r)];
+          ASSERT_LE(std::fabs(g - e), matmul_tol(t, CpuIsa::Avx512, wr, xt, n_in))
+              << "token " << tk << " row " << r;
+        }
+    }
+}
+
 // The AVX-512 activation packing rounds exactly as the portable one (and so as quantize_row_q8x).
 TEST(CpuBackend, PackedActivationsMatchThePortablePacking) {
   if (!cpu_supports_isa(CpuIsa::Avx512)) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   Rng rng(91);
   for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q6_K})
-    for (int64_t nb : {1, 3, 8, 16, 18, 40, 48}) {
+    for (int64_t nb : {1, 3, 8, 16, 18, 19, 24, 25, 31, 40, 48}) {
       if ((t == DType::Q4_K || t == DType::Q6_K) && nb % 8 != 0) continue;
       std::vector<float> x = random_floats(rng, static_cast<size_t>(nb * 32), -3, 3);
       // Exact ties of x / d (x = 127 * k / 2 / 127 * max) and an all-zero block.

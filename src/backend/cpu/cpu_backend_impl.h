@@ -55,6 +55,7 @@ struct MatmulPlan {
   int64_t row_bytes = 0;              // bytes of one such row
   int64_t n_in = 0, n_blocks = 0, x_groups = 0;
   int64_t grain = 1;                  // rows per block of work (L1-sized for the GEMMs)
+  QgemmLayout qlay;                   // the integer GEMM's packed layout
   const float* x = nullptr;           // fp32 activations (n_tokens, n_in)
   ActBuffer* act = nullptr;           // prepared activations (qgemm, Quant)
   int n_tokens = 0;

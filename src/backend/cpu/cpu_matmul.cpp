@@ -35,8 +35,11 @@ MatmulPlan CpuBackend::plan_matmul(const TensorView& w, const float* x, int n_to
     p.row_bytes = lay.row_bytes;
     p.wdata = packed_weights(w);
     if (!p.wdata) throw std::bad_alloc();
-    // About 16 KiB of weights, which stay in L1 while every token tile passes over them.
+    // About 16 KiB of weights, which stay in L1 while every token tile passes over them: a whole number of
+    // packs of rows sharing a tail group, so that no block computes a tail group another also computes.
+    p.qlay = lay;
     p.grain = std::clamp<int64_t>(((16 << 10) / p.row_bytes) & ~int64_t{1}, 2, 32);
+    p.grain = std::max<int64_t>(lay.pack, p.grain - p.grain % lay.pack);
     grow(act.xg, static_cast<size_t>(n_tokens * p.x_groups + 1));
   } else if (p.path == Path::Quant) {
     // One integer dot product per (row, token): each activation row is quantized once per call.
@@ -92,8 +95,8 @@ void CpuBackend::matmul_rows(const MatmulPlan& p, int64_t r0, int64_t r1, float*
   auto put = [accumulate](float& o, float v) { o = accumulate ? o + v : v; };
   if (p.qgemm) {
     for (int64_t b0 = r0; b0 < r1; b0 += p.grain)
-      qgemm_avx512(p.w->dtype, p.wdata + b0 * rb, rb, std::min(p.grain, r1 - b0), p.n_blocks, p.act->xg.data(),
-                   p.x_groups, n_tokens, out + b0, out_stride, accumulate);
+      qgemm_avx512(p.w->dtype, p.wdata, p.qlay, p.w->rows(), b0, std::min(r1, b0 + p.grain), p.act->xg.data(),
+                   p.x_groups, n_tokens, out, out_stride, accumulate);
     return;
   }
   if (p.bgemm) {
@@ -166,11 +169,10 @@ void CpuBackend::matmul(const TensorView& w, const float* x, int n_tokens, float
 
 const uint8_t* CpuBackend::packed_weights(const TensorView& w) {
   const int64_t nb = w.cols() / kQ8XBlock;
-  const size_t rb = row_bytes(w.dtype, w.cols());
   const size_t prb = static_cast<size_t>(qgemm_layout(w.dtype, nb).row_bytes);
   const uint8_t* src = static_cast<const uint8_t*>(w.data);
   return kept_copy(w, prb * static_cast<size_t>(w.rows()), [&](int64_t r0, int64_t r1, uint8_t* dst) {
-    qgemm_pack_weights(w.dtype, src + r0 * rb, dst + r0 * prb, r1 - r0, nb);
+    qgemm_pack_weights(w.dtype, src, dst, w.rows(), r0, r1, nb);
   });
 }
 
