@@ -104,6 +104,15 @@ Result<double> time_matmul(Backend& be, const TensorView& w, const float* x, int
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// The median of a round's timings: a model's probe is short, a second or two, so that one burst of load on a
+// shared machine, or one fast moment, would move a best or a mean; the median is what the kernel typically
+// reaches in the minute the model is then measured in.
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 // Reads a buffer larger than any last-level cache, so that what the caches held is gone: in a decode step the
 // cache rows a layer's attention reads were written a step ago, and the whole model's weights have streamed
 // through the caches since.
@@ -223,7 +232,7 @@ Result<std::vector<ShapeCeiling>> measure_shape_ceilings(const std::vector<Matri
     HostBytes w;
     std::vector<TensorView> copies;  // the GEMM uses the first
     BackendBuffer x, out;
-    double gemm_s = 1e30, gemv_s = 1e30;
+    std::vector<double> gemm_s, gemv_s;  // seconds of each round's call (GEMM) and pass (GEMV run)
   };
   std::vector<float> xv;
   Rng rng(0x5eed);
@@ -266,11 +275,11 @@ Result<std::vector<ShapeCeiling>> measure_shape_ceilings(const std::vector<Matri
       if (u.shape.gemm) {
         auto t = time_matmul(*be, u.copies[0], u.x.f32(), static_cast<int>(p.tokens), u.out.f32());
         if (!t) return error("shape probe: " + t.message());
-        u.gemm_s = std::min(u.gemm_s, t.value());
+        u.gemm_s.push_back(t.value());
       }
       auto t = time_slices(*be, u.copies, u.x.f32(), u.out.f32());
       if (!t) return error("shape probe: " + t.message());
-      u.gemv_s = std::min(u.gemv_s, t.value());
+      u.gemv_s.push_back(t.value());
     }
   std::vector<ShapeCeiling> out;
   for (const Probe& u : probes) {
@@ -282,10 +291,10 @@ Result<std::vector<ShapeCeiling>> measure_shape_ceilings(const std::vector<Matri
     // Bytes of a call as perf/accounting.h counts a matmul's: the weights, the input row and the output row.
     double bytes = 0;
     for (const TensorView& w : u.copies) bytes += static_cast<double>(w.nbytes) + 4.0 * static_cast<double>(m.in + m.out);
-    c.gemv_bytes_per_s = bytes / u.gemv_s;
+    c.gemv_bytes_per_s = bytes / median(u.gemv_s);
     if (m.gemm) {
       c.tokens = p.tokens;
-      c.gemm_ops_per_s = 2.0 * static_cast<double>(m.out * m.in * p.tokens) / u.gemm_s;
+      c.gemm_ops_per_s = 2.0 * static_cast<double>(m.out * m.in * p.tokens) / median(u.gemm_s);
     }
     out.push_back(c);
   }
@@ -356,11 +365,11 @@ Result<std::vector<AttentionCeiling>> measure_attention_ceilings(const ModelConf
       TERN_TRY(be->synchronize());
       return std::chrono::duration<double>(Clock::now() - t0).count();
     };
-    double best = 1e30;
+    std::vector<double> secs;
     for (int r = 0; r <= rounds; ++r) {  // the first pass, untimed, faults the pages in
       auto t = pass();
       if (!t) return error("attention probe: " + t.message());
-      if (r > 0) best = std::min(best, t.value());
+      if (r > 0) secs.push_back(t.value());
     }
     StepShape s;
     s.n_tokens = pt.tokens;
@@ -369,7 +378,7 @@ Result<std::vector<AttentionCeiling>> measure_attention_ceilings(const ModelConf
     for (const OpCost& op : step_ops(c, Precision{}, s))
       if (op.name == "attention") flops = op.flops;
     out.push_back({c.n_heads, c.n_kv_heads, c.head_dim, pt.tokens, pt.kv_start,
-                   flops * c.n_layers / best});
+                   flops * c.n_layers / median(secs)});
   }
   return out;
 }
@@ -390,7 +399,7 @@ Result<ModelCeilings> measure_model_ceilings(const ModelSpec& m, const Workload&
                      [&](const AttentionPoint& x) { return x.tokens == 1 && x.kv_start == d.kv_start; }))
       points.push_back(d);
   }
-  auto attention = measure_attention_ceilings(m.config, points, 5, threads);
+  auto attention = measure_attention_ceilings(m.config, points, 9, threads);
   if (!attention) return attention.status();
   return ModelCeilings{shapes.value(), attention.value()};
 }

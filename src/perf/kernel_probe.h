@@ -50,7 +50,7 @@ Result<std::vector<MatmulCeiling>> measure_matmul_ceilings(const MatmulProbeShap
 struct ShapeProbe {
   int64_t tokens = 128;                      // rows of activations of each GEMM
   int64_t stream_bytes = int64_t{64} << 20;  // at least this many bytes of separate matrices per GEMV run
-  int rounds = 5;                            // timed passes over all shapes; a shape's best call counts
+  int rounds = 9;                            // timed passes over all shapes; the median of a shape's counts
 };
 
 // Measures tern's CPU matmul on each shape, on `threads` threads (ShapeCeiling, perf/hardware.h): a GEMM of
@@ -63,7 +63,7 @@ Result<std::vector<ShapeCeiling>> measure_shape_ceilings(const std::vector<Matri
 
 // Measures tern's CPU attention (Backend::attention_batch, f32 KV cache) for the heads of `c`, at each
 // point (queries, keys cached before them): one call per layer over n_layers separate caches, as a step
-// calls them, the best of `rounds` passes; FLOPs counted as perf/accounting.h counts the attention op's.
+// calls them, the median of `rounds` passes; FLOPs counted as perf/accounting.h counts the attention op's.
 struct AttentionPoint {
   int64_t tokens = 1, kv_start = 0;
 };
