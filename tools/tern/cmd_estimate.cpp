@@ -160,7 +160,8 @@ int validate(const Args& a, const Hardware& hw) {
   std::printf("hardware: %s\n          %s\n\n", hw.name.c_str(), hw.source.c_str());
   std::fputs(format_validation(rows.value(), w).c_str(), stdout);
   if (const std::string sh = format_validation_shapes(rows.value()); !sh.empty())
-    std::printf("\nceilings of each model's own weight shapes and attention, as tern's kernels ran them:\n%s", sh.c_str());
+    std::printf("\nceilings of each model's own weight shapes and attention, as tern's kernels ran them:\n%s",
+                sh.c_str());
   return 0;
 }
 
