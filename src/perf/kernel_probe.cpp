@@ -113,12 +113,12 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// Reads a buffer larger than any last-level cache, so that what the caches held is gone: in a decode step the
+// Reads 128 MiB, more than the last-level cache a core sees on common CPUs (a socket's L3, or an EPYC
+// chiplet's), so that what the caches held is gone: in a decode step the
 // cache rows a layer's attention reads were written a step ago, and the whole model's weights have streamed
 // through the caches since.
-void evict_caches() {
-  constexpr size_t kWords = (size_t{128} << 20) / sizeof(uint64_t);
-  static std::vector<uint64_t> buffer(kWords, 1);
+constexpr size_t kEvictWords = (size_t{128} << 20) / sizeof(uint64_t);
+void evict_caches(const std::vector<uint64_t>& buffer) {
   uint64_t sum = 0;
   for (uint64_t w : buffer) sum += w;
   volatile uint64_t sink = sum;
@@ -314,6 +314,7 @@ Result<std::vector<AttentionCeiling>> measure_attention_ceilings(const ModelConf
   const int64_t q_dim = static_cast<int64_t>(c.n_heads) * c.head_dim;
   std::vector<AttentionCeiling> out;
   Rng rng(0xa77e);
+  const std::vector<uint64_t> evict(kEvictWords, 1);
   for (const AttentionPoint& pt : points) {
     if (pt.tokens < 1 || pt.kv_start < 0)
       return error("attention probe: a point needs at least one query and no negative cache length");
@@ -357,7 +358,7 @@ Result<std::vector<AttentionCeiling>> measure_attention_ceilings(const ModelConf
       sq.row = 0;
     }
     auto pass = [&]() -> Result<double> {
-      evict_caches();
+      evict_caches(evict);
       const auto t0 = Clock::now();
       for (const Backend::AttnSeq& sq : layers)
         be->attention_batch(&sq, 1, q->f32(), kn->f32(), vn->f32(), c.n_heads, c.n_kv_heads, c.head_dim,
